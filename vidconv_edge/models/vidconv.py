@@ -1,0 +1,339 @@
+"""VidConv (ViC): a ConvNeXt whose early-net runs per frame and whose later-net runs on a collage.
+
+Paper: "VidConv" (../shared/seeds/vidconv-paper.txt). Structure and parameter names follow timm's
+ConvNeXt (``stem``, ``stages.i.downsample``, ``stages.i.blocks.j.{conv_dw,norm,mlp.fc1,mlp.fc2,gamma}``,
+``head.norm``, ``head.fc``) so ImageNet ConvNeXt weights load by name (see ``pretrained.py``).
+
+- early-net: stem + stages[:stack_stage], run on every frame -> L maps of (C, H/s, W/s).
+- collage: the L maps laid out row-major on an h x w grid -> one (C, h*H/s, w*W/s) map.
+- later-net: stages[stack_stage:] of VidConv blocks on the collage, optional neck, head.
+
+VidConv block: ConvNeXt block whose depthwise 7x7 output S becomes ``S + alpha * tile(T)``, with
+T a depthwise conv of kernel (h, w) and dilation = tile size, no padding, on the block input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vidconv_edge.errors import UserError
+from vidconv_edge.models.base import InputSpec, VideoClassifier
+from vidconv_edge.models.layers import DropPath, frames_to_collage, make_act, make_norm
+from vidconv_edge.models.registry import register_model
+
+
+@dataclass
+class VidConvConfig:
+    """Everything that defines a VidConv network (stored in checkpoints and ONNX metadata)."""
+
+    dims: tuple[int, ...] = (96, 192, 384, 768)
+    depths: tuple[int, ...] = (3, 3, 9, 3)
+    layout: tuple[int, int] = (3, 3)  # (h, w): frames = h * w
+    stack_stage: int = 2  # frames are stacked into the collage after this stage (1..4)
+    block: str = "vidconv"  # "vidconv" or "convnext" (no temporal branch, paper Table 6/7)
+    neck_dim: int = 2304  # 0: no neck
+    num_classes: int = 400
+    img_size: int = 224
+    norm: str = "ln"  # "ln" (paper) or "bn" (edge)
+    act: str = "gelu"  # "gelu" (paper) or "relu" (edge)
+    mlp_ratio: int = 4
+    ls_init: float | None = 1e-6  # ConvNeXt layer scale; None: no layer scale
+    alpha_init: float = 1e-2
+    drop_path_rate: float = 0.0
+    drop_rate: float = 0.0  # dropout before the classifier
+    tile_mode: str = "concat"  # how tile(T) is computed: "concat" or "conv" (padded all-ones dilated conv)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    @property
+    def frames(self) -> int:
+        return self.layout[0] * self.layout[1]
+
+    def validate(self) -> None:
+        h, w = self.layout
+        if not (1 <= h <= 4 and 1 <= w <= 4):
+            raise UserError(f"frames layout {h}x{w} not supported: h and w must be in 1..4")
+        if not 1 <= self.stack_stage <= 4:
+            raise UserError(f"stack_stage must be 1..4, got {self.stack_stage}")
+        if self.img_size % 32 or self.img_size < 32:
+            raise UserError(f"input size {self.img_size} not allowed: it must be a positive multiple of 32")
+        if self.block not in ("vidconv", "convnext"):
+            raise UserError(f"block must be 'vidconv' or 'convnext', got '{self.block}'")
+        if self.tile_mode not in ("concat", "conv"):
+            raise UserError(f"tile_mode must be 'concat' or 'conv', got '{self.tile_mode}'")
+        if len(self.dims) != 4 or len(self.depths) != 4:
+            raise UserError("dims and depths need 4 entries (one per stage)")
+
+
+class TileToCollage(nn.Module):
+    """Repeat a (B, C, tH, tW) map h times down and w times across, as plain 2D ops.
+
+    ``concat``: Concat of copies. ``conv``: zero-pad by (h-1)*tile, then an all-ones depthwise
+    (h, w) conv dilated by the tile size: the exact tiling as one convolution (FINN has no Tile op).
+    """
+
+    def __init__(self, channels: int, layout: tuple[int, int], tile: tuple[int, int], mode: str = "concat"):
+        super().__init__()
+        self.layout, self.tile, self.mode, self.channels = layout, tile, mode, channels
+        self.register_buffer("ones", torch.ones(channels, 1, *layout), persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        h, w = self.layout
+        th, tw = self.tile
+        if self.mode == "concat":
+            return torch.cat([torch.cat([t] * w, dim=3)] * h, dim=2)
+        t = F.pad(t, ((w - 1) * tw, (w - 1) * tw, (h - 1) * th, (h - 1) * th))
+        return F.conv2d(t, self.ones, dilation=(th, tw), groups=self.channels)
+
+
+class TemporalBranch(nn.Module):
+    """``alpha * tile(T(x))``: depthwise (h, w) conv dilated by the tile size, shared by all tiles."""
+
+    def __init__(self, dim: int, layout: tuple[int, int], tile: tuple[int, int], alpha_init: float, tile_mode: str):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, kernel_size=layout, dilation=tile, groups=dim)
+        self.alpha = nn.Parameter(torch.full((dim,), alpha_init))
+        self.tile = TileToCollage(dim, layout, tile, tile_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.conv(x) * self.alpha.view(1, -1, 1, 1)
+        return self.tile(t)
+
+
+class Mlp(nn.Module):
+    """Pointwise MLP as 1x1 convolutions (names ``fc1``/``fc2`` as in timm)."""
+
+    def __init__(self, dim: int, hidden: int, act: str):
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.act = make_act(act)
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class VidConvBlock(nn.Module):
+    """ConvNeXt block; with ``temporal`` set, the VidConv block of the paper (Fig. 3a)."""
+
+    def __init__(self, dim: int, cfg: VidConvConfig, drop_path: float, temporal: TemporalBranch | None):
+        super().__init__()
+        self.conv_dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.temporal = temporal
+        self.norm = make_norm(cfg.norm, dim)
+        self.mlp = Mlp(dim, cfg.mlp_ratio * dim, cfg.act)
+        self.gamma = nn.Parameter(torch.full((dim,), cfg.ls_init)) if cfg.ls_init is not None else None
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv_dw(x)
+        if self.temporal is not None:
+            y = y + self.temporal(x)
+        y = self.mlp(self.norm(y))
+        if self.gamma is not None:
+            y = y * self.gamma.view(1, -1, 1, 1)
+        return x + self.drop_path(y)
+
+
+class Stage(nn.Module):
+    """Downsample (norm + 2x2 stride-2 conv; identity in stage 1, after the stem) and blocks."""
+
+    def __init__(self, downsample: nn.Module, blocks: list[nn.Module]):
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.downsample(x))
+
+
+class Neck(nn.Module):
+    """Dense conv of kernel (h, w) dilated by one stage-4 tile, no padding: mixes all frames per pixel."""
+
+    def __init__(self, in_dim: int, out_dim: int, layout: tuple[int, int], tile: tuple[int, int]):
+        super().__init__()
+        self.conv = nn.Conv2d(in_dim, out_dim, kernel_size=layout, dilation=tile)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Head(nn.Module):
+    """Global average pool, (norm), dropout, classifier. Without a neck: timm's ConvNeXt head."""
+
+    def __init__(self, dim: int, num_classes: int, norm: nn.Module | None, drop_rate: float):
+        super().__init__()
+        self.norm = norm
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.mean(dim=(2, 3), keepdim=True)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.fc(self.drop(x.flatten(1)))
+
+
+class VidConv(VideoClassifier):
+    """VidConv network. ``forward(clip)`` = ``forward_later(collage(forward_early(frames)))``."""
+
+    supports_streaming = True
+
+    def __init__(self, cfg: VidConvConfig, name: str = "vidconv"):
+        super().__init__()
+        cfg.validate()
+        self.cfg, self.name = cfg, name
+        self.num_classes = cfg.num_classes
+        self.layout = tuple(cfg.layout)
+        self.input_spec = InputSpec(cfg.frames, cfg.img_size, tuple(cfg.mean), tuple(cfg.std), self.layout)
+        dims, depths = cfg.dims, cfg.depths
+        rates = torch.linspace(0, cfg.drop_path_rate, sum(depths)).tolist()
+        self.stem = nn.Sequential(nn.Conv2d(3, dims[0], 4, stride=4), make_norm(cfg.norm, dims[0]))
+        stages, k = [], 0
+        for i in range(4):
+            if i == 0:
+                down = nn.Identity()
+            else:
+                down = nn.Sequential(make_norm(cfg.norm, dims[i - 1]), nn.Conv2d(dims[i - 1], dims[i], 2, stride=2))
+            tile = (cfg.img_size // (4 * 2**i),) * 2
+            blocks = []
+            for _ in range(depths[i]):
+                temporal = None
+                if i >= cfg.stack_stage and cfg.block == "vidconv":
+                    temporal = TemporalBranch(dims[i], self.layout, tile, cfg.alpha_init, cfg.tile_mode)
+                blocks.append(VidConvBlock(dims[i], cfg, rates[k], temporal))
+                k += 1
+            stages.append(Stage(down, blocks))
+        self.stages = nn.ModuleList(stages)
+        last_tile = (cfg.img_size // 32,) * 2
+        if cfg.neck_dim:
+            self.final_norm = make_norm(cfg.norm, dims[-1])
+            self.neck = Neck(dims[-1], cfg.neck_dim, self.layout, last_tile)
+            self.head = Head(cfg.neck_dim, cfg.num_classes, None, cfg.drop_rate)
+        else:
+            self.final_norm = None
+            self.neck = None
+            self.head = Head(dims[-1], cfg.num_classes, make_norm(cfg.norm, dims[-1]), cfg.drop_rate)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    # -- the split used by streaming and the two-partition export ---------------------------------
+    def forward_early(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) frames -> (N, C, H/s, W/s) per-frame features."""
+        x = self.stem(frames)
+        for stage in self.stages[: self.cfg.stack_stage]:
+            x = stage(x)
+        return x
+
+    def collage(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B*L, C, h', w') early features, time-ordered per clip -> (B, C, h*h', w*w') collage."""
+        return frames_to_collage(feats, self.layout)
+
+    def forward_later(self, collage: torch.Tensor) -> torch.Tensor:
+        """(B, C, h*h', w*w') collage -> (B, num_classes) logits."""
+        x = collage
+        for stage in self.stages[self.cfg.stack_stage :]:
+            x = stage(x)
+        if self.neck is not None:
+            x = self.neck(self.final_norm(x))
+        return self.head(x)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        self.check_clip(clip)
+        b, t = clip.shape[:2]
+        feats = self.forward_early(clip.reshape(b * t, *clip.shape[2:]))
+        return self.forward_later(self.collage(feats))
+
+    def early_shape(self) -> tuple[int, int, int]:
+        """(C, h', w') of one frame's early-net feature map."""
+        s = self.cfg.stack_stage
+        side = self.cfg.img_size // (4 * 2 ** (s - 1))
+        return (self.cfg.dims[s - 1], side, side)
+
+    def stage_modules(self) -> dict[str, nn.Module]:
+        parts: dict[str, nn.Module] = {}
+        for i, stage in enumerate(self.stages):
+            where = "early" if i < self.cfg.stack_stage else "later"
+            parts[f"stage{i + 1} ({where})"] = nn.ModuleList([self.stem, stage]) if i == 0 else stage
+        if self.neck is not None:
+            parts["neck"] = nn.ModuleList([self.final_norm, self.neck])
+        parts["head"] = self.head
+        return parts
+
+    def config_dict(self) -> dict:
+        return asdict(self.cfg)
+
+
+def _layout_from(frames: int | None, layout: tuple[int, int] | None, default: tuple[int, int]) -> tuple[int, int]:
+    from vidconv_edge.models.layers import layout_for_frames
+
+    if layout is not None:
+        layout = tuple(layout)
+        if frames is not None and layout[0] * layout[1] != frames:
+            raise UserError(f"frames {frames} do not fill the layout {layout[0]}x{layout[1]}")
+        return layout
+    if frames is None:
+        return default
+    h, w = layout_for_frames(frames)
+    if frames < 1 or h * w != frames or h > 4 or w > 4:
+        raise UserError(f"{frames} frames cannot be laid out as an h x w grid with h, w in 1..4")
+    return (h, w)
+
+
+def _build(name: str, base: dict, frames: int | None = None, layout: tuple[int, int] | None = None, **kwargs) -> VidConv:
+    params = {**base, **kwargs}
+    params["layout"] = _layout_from(frames, layout, tuple(params.get("layout", (3, 3))))
+    known = set(VidConvConfig.__dataclass_fields__)
+    unknown = set(params) - known
+    if unknown:
+        raise UserError(f"model '{name}': unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
+    for key in ("dims", "depths", "mean", "std"):
+        if key in params:
+            params[key] = tuple(params[key])
+    return VidConv(VidConvConfig(**params), name=name)
+
+
+@register_model("vidconv")
+def vic_tiny(**kwargs) -> VidConv:
+    """ViC-T: ConvNeXt-T dims (96,192,384,768) depths (3,3,9,3), 3x3 collage after stage 2, neck 2304."""
+    return _build("vic_tiny", dict(dims=(96, 192, 384, 768), depths=(3, 3, 9, 3), drop_path_rate=0.25), **kwargs)
+
+
+@register_model("vidconv")
+def vic_small(**kwargs) -> VidConv:
+    """ViC-S: ConvNeXt-S dims (96,192,384,768) depths (3,3,27,3), 3x3 collage after stage 2, neck 2304."""
+    return _build("vic_small", dict(dims=(96, 192, 384, 768), depths=(3, 3, 27, 3), drop_path_rate=0.4), **kwargs)
+
+
+@register_model("vidconv")
+def vic_base(**kwargs) -> VidConv:
+    """ViC-B: ConvNeXt-B dims (128,256,512,1024) depths (3,3,27,3), neck 2048 (the paper's 107.4M count)."""
+    return _build(
+        "vic_base", dict(dims=(128, 256, 512, 1024), depths=(3, 3, 27, 3), neck_dim=2048, drop_path_rate=0.5), **kwargs
+    )
+
+
+@register_model("vidconv")
+def vic_edge(**kwargs) -> VidConv:
+    """ViC edge: BN+ReLU, dims (16,32,64,128) depths (1,1,2,1), 9x96x96, no neck; fits a Pynq-Z2 at W8A4."""
+    base = dict(
+        dims=(16, 32, 64, 128),
+        depths=(1, 1, 2, 1),
+        neck_dim=0,
+        num_classes=10,
+        img_size=96,
+        norm="bn",
+        act="relu",
+        ls_init=None,
+    )
+    return _build("vic_edge", base, **kwargs)
