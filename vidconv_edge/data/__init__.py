@@ -1,0 +1,1 @@
+"""vidconv_edge.data"""
