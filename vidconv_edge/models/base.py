@@ -51,6 +51,6 @@ class VideoClassifier(nn.Module):
                 f"expected a clip of shape (B, {spec.frames}, 3, {spec.size}, {spec.size}), got {tuple(x.shape)}"
             )
 
-    def stage_modules(self) -> dict[str, nn.Module]:
-        """Named top-level parts, in order, for the per-stage parameter/MAC table."""
-        return dict(self.named_children())
+    def stage_parts(self) -> dict[str, list[str]]:
+        """Named parts in order -> the submodule paths they consist of (per-stage params/MACs table)."""
+        return {name: [name] for name, _ in self.named_children()}

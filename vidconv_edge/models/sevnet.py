@@ -164,11 +164,11 @@ class SEVNet(VideoClassifier):
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.fc(self.drop(x))
 
-    def stage_modules(self) -> dict[str, nn.Module]:
-        parts: dict[str, nn.Module] = {"stem": self.stem}
-        for i, stage in enumerate(self.stages):
-            parts[f"stage{i + 2}"] = stage
-        parts["head"] = self.fc
+    def stage_parts(self) -> dict[str, list[str]]:
+        parts = {"stem": ["stem"]}
+        for i in range(len(self.stages)):
+            parts[f"stage{i + 2}"] = [f"stages.{i}"]
+        parts["head"] = ["fc"]
         return parts
 
     def config_dict(self) -> dict:

@@ -172,7 +172,7 @@ class Head(nn.Module):
         self.fc = nn.Linear(dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.mean(dim=(2, 3), keepdim=True)
+        x = F.adaptive_avg_pool2d(x, 1)
         if self.norm is not None:
             x = self.norm(x)
         return self.fc(self.drop(x.flatten(1)))
@@ -260,14 +260,14 @@ class VidConv(VideoClassifier):
         side = self.cfg.img_size // (4 * 2 ** (s - 1))
         return (self.cfg.dims[s - 1], side, side)
 
-    def stage_modules(self) -> dict[str, nn.Module]:
-        parts: dict[str, nn.Module] = {}
-        for i, stage in enumerate(self.stages):
+    def stage_parts(self) -> dict[str, list[str]]:
+        parts: dict[str, list[str]] = {}
+        for i in range(4):
             where = "early" if i < self.cfg.stack_stage else "later"
-            parts[f"stage{i + 1} ({where})"] = nn.ModuleList([self.stem, stage]) if i == 0 else stage
+            parts[f"stage{i + 1} ({where})"] = (["stem"] if i == 0 else []) + [f"stages.{i}"]
         if self.neck is not None:
-            parts["neck"] = nn.ModuleList([self.final_norm, self.neck])
-        parts["head"] = self.head
+            parts["neck"] = ["final_norm", "neck"]
+        parts["head"] = ["head"]
         return parts
 
     def config_dict(self) -> dict:

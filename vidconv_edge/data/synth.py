@@ -1,0 +1,306 @@
+"""A synthetic video dataset of real MP4 files whose classes differ only in the order of frames.
+
+Each class pair shares one renderer: the second class of a pair is the first one played backwards
+(move_left = move_right reversed, shrink = grow reversed, ...). Backgrounds, object shape, colour,
+texture, start position and speed are random per video, so no single frame tells the class and a
+model that ignores frame order cannot beat chance within a pair.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from vidconv_edge.errors import UserError
+
+# (forward class, backward class): the backward class is the forward video reversed in time
+CLASS_PAIRS: tuple[tuple[str, str], ...] = (
+    ("move_right", "move_left"),
+    ("move_down", "move_up"),
+    ("grow", "shrink"),
+    ("rotate_cw", "rotate_ccw"),
+    ("brighten", "darken"),
+)
+DEFAULT_CLASSES: tuple[str, ...] = (
+    "move_left", "move_right", "move_up", "move_down", "grow", "shrink",
+    "rotate_cw", "rotate_ccw", "brighten", "darken",
+)  # fmt: skip
+FPS = 15
+VAL_FRACTION = 0.2
+_SHAPES = ("circle", "square", "diamond", "triangle", "ellipse", "cross")
+
+
+@dataclass
+class _Scene:
+    """Everything random about one video except its motion."""
+
+    background: np.ndarray  # (S, S, 3) float in 0..1
+    shape: str
+    colors: np.ndarray  # (2, 3) texture colours
+    texture: str
+    freq: float
+    noise: float
+
+
+def write_synthetic_dataset(
+    out: str | os.PathLike,
+    per_class: int = 20,
+    frames: int = 18,
+    size: int = 96,
+    seed: int = 0,
+    classes: Sequence[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write ``per_class`` MP4 videos of ``frames`` frames at ``size``x``size`` per class into ``out``.
+
+    Layout: ``out/<class>/<class>_<i>.mp4``, ``classes.txt``, ``train.txt`` and ``val.txt``
+    (MMAction2 lists ``relpath label``, stratified 80/20) and ``synth.json`` (the parameters).
+    The default ``frames`` = 18 is twice vic_edge's 9-frame clip. Same arguments, same videos.
+    The folder appears complete or not at all (built beside ``out``, then renamed).
+    """
+    out = Path(out)
+    names = _check_args(per_class, frames, size, classes)
+    _check_target(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        codec = _pick_codec()
+        items: list[tuple[str, int]] = []
+        jobs = [(c, i) for c in range(len(names)) for i in range(per_class)]
+        for c, i in _progress(jobs, progress, f"synth {out.name}"):
+            rel = f"{names[c]}/{names[c]}_{i:04d}.mp4"
+            rng = np.random.default_rng([seed, _class_seed(names[c]), i])
+            _encode(tmp / rel, render_video(names[c], frames, size, rng), codec)
+            items.append((rel, c))
+        train, val = _stratified_split(items, len(names), seed)
+        (tmp / "classes.txt").write_text("".join(f"{n}\n" for n in names))
+        (tmp / "train.txt").write_text("".join(f"{p} {y}\n" for p, y in train))
+        (tmp / "val.txt").write_text("".join(f"{p} {y}\n" for p, y in val))
+        meta = dict(per_class=per_class, frames=frames, size=size, seed=seed, classes=names, fps=FPS, codec=codec)
+        (tmp / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out) if any(out.iterdir()) else out.rmdir()
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def render_video(name: str, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Frames (T, S, S, 3) uint8 of one video of class ``name``."""
+    for fwd, bwd in CLASS_PAIRS:
+        if name in (fwd, bwd):
+            clip = _RENDERERS[fwd](_scene(size, rng), frames, size, rng)
+            return clip[::-1].copy() if name == bwd else clip
+    raise UserError(f"unknown synthetic class '{name}'. Known: {', '.join(DEFAULT_CLASSES)}")
+
+
+# -- scenes and motions ------------------------------------------------------------------------
+
+
+def _scene(size: int, rng: np.random.Generator) -> _Scene:
+    g = int(rng.integers(3, 8))
+    coarse = rng.uniform(0.05, 0.95, size=(g, g, 3))
+    bg = _upsample(coarse, size) * rng.uniform(0.5, 1.0) + rng.uniform(0.0, 0.3)
+    bg += rng.normal(0, rng.uniform(0.0, 0.06), size=(size, size, 1))  # fixed grain
+    colors = rng.uniform(0, 1, size=(2, 3))
+    colors[1] = np.clip(colors[0] + rng.choice([-1, 1], size=3) * rng.uniform(0.35, 0.6, size=3), 0, 1)
+    return _Scene(
+        background=np.clip(bg, 0, 1),
+        shape=str(rng.choice(_SHAPES)),
+        colors=colors,
+        texture=str(rng.choice(("stripes", "checker"))),
+        freq=float(rng.uniform(1.2, 2.5)),
+        noise=float(rng.uniform(0.0, 0.02)),
+    )
+
+
+def _move(axis: int) -> Callable:
+    def render(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+        r = rng.uniform(0.10, 0.16) * size
+        dist = rng.uniform(0.25, 0.5) * size
+        lo = r + 0.06 * size
+        start = rng.uniform(lo, size - lo - dist)
+        other = rng.uniform(lo, size - lo)
+        ang = rng.uniform(0, 2 * np.pi)
+        out = []
+        for t in np.linspace(0, 1, frames):
+            pos = [other, other]
+            pos[axis] = start + dist * t
+            out.append(_draw(sc, size, pos[0], pos[1], r, ang, 1.0, rng))
+        return np.stack(out)
+
+    return render
+
+
+def _grow(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    r0 = rng.uniform(0.07, 0.11) * size
+    r1 = r0 * rng.uniform(1.8, 2.4)
+    lo = r1 + 0.04 * size
+    cx, cy = rng.uniform(lo, size - lo, size=2)
+    ang = rng.uniform(0, 2 * np.pi)
+    return np.stack([_draw(sc, size, cx, cy, r0 + (r1 - r0) * t, ang, 1.0, rng) for t in np.linspace(0, 1, frames)])
+
+
+def _rotate_cw(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    r = rng.uniform(0.14, 0.22) * size
+    lo = r + 0.06 * size
+    cx, cy = rng.uniform(lo, size - lo, size=2)
+    a0 = rng.uniform(0, 2 * np.pi)
+    turn = np.deg2rad(rng.uniform(60, 110))  # over the whole video; image y points down: +angle = clockwise
+    return np.stack([_draw(sc, size, cx, cy, r, a0 + turn * t, 1.0, rng) for t in np.linspace(0, 1, frames)])
+
+
+def _brighten(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    r = rng.uniform(0.10, 0.18) * size
+    lo = r + 0.06 * size
+    cx, cy = rng.uniform(lo, size - lo, size=2)
+    ang = rng.uniform(0, 2 * np.pi)
+    g0, g1 = rng.uniform(0.35, 0.6), rng.uniform(1.25, 1.6)
+    return np.stack([_draw(sc, size, cx, cy, r, ang, g0 + (g1 - g0) * t, rng) for t in np.linspace(0, 1, frames)])
+
+
+_RENDERERS: dict[str, Callable] = {
+    "move_right": _move(0),
+    "move_down": _move(1),
+    "grow": _grow,
+    "rotate_cw": _rotate_cw,
+    "brighten": _brighten,
+}
+
+
+def _draw(sc: _Scene, size: int, cx: float, cy: float, r: float, ang: float, gain: float, rng) -> np.ndarray:
+    """One frame: the textured object at centre (cx, cy), radius r, angle ang, whole frame times gain."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    dx, dy = xs - cx, ys - cy
+    c, s = np.cos(ang), np.sin(ang)
+    u, v = (c * dx + s * dy) / r, (-s * dx + c * dy) / r  # object coordinates
+    d = _shape_distance(sc.shape, u, v)
+    alpha = np.clip((1.0 - d) * r + 0.5, 0.0, 1.0)[..., None]  # ~1 px anti-aliased edge
+    if sc.texture == "stripes":
+        pick = np.sin(np.pi * sc.freq * u) > 0
+    else:
+        pick = np.sin(np.pi * sc.freq * u) * np.sin(np.pi * sc.freq * v) > 0
+    obj = np.where(pick[..., None], sc.colors[0], sc.colors[1])
+    img = (sc.background * (1 - alpha) + obj * alpha) * gain
+    img += rng.normal(0, sc.noise, size=img.shape)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _shape_distance(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """<= 1 inside the unit shape."""
+    au, av_ = np.abs(u), np.abs(v)
+    if shape == "circle":
+        return np.hypot(u, v)
+    if shape == "square":
+        return np.maximum(au, av_) * 1.15
+    if shape == "diamond":
+        return (au + av_) * 0.85
+    if shape == "ellipse":
+        return np.hypot(u / 1.15, v / 0.6)
+    if shape == "triangle":
+        return 2.0 * np.maximum(np.maximum(v, 0.866 * u - 0.5 * v), -0.866 * u - 0.5 * v)
+    return np.minimum(np.maximum(au, av_ / 0.38), np.maximum(au / 0.38, av_))  # cross
+
+
+def _upsample(grid: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear upsampling of a small (g, g, 3) grid to (size, size, 3)."""
+    g = grid.shape[0]
+    t = np.linspace(0, g - 1, size)
+    i0 = np.floor(t).astype(int).clip(0, g - 2)
+    w = (t - i0)[:, None]
+    rows = grid[i0] * (1 - w[..., None]) + grid[i0 + 1] * w[..., None]
+    return rows[:, i0] * (1 - w[None]) + rows[:, i0 + 1] * w[None]
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+def _pick_codec() -> str:
+    import av
+
+    for name in ("libx264", "h264", "mpeg4"):
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except Exception:  # noqa: BLE001 - PyAV raises different types per version for a missing encoder
+            continue
+    raise UserError("no H.264 or MPEG-4 encoder in this PyAV/FFmpeg build")
+
+
+def _encode(path: Path, clip: np.ndarray, codec: str) -> None:
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=FPS)
+        stream.width, stream.height = clip.shape[2], clip.shape[1]
+        stream.pix_fmt = "yuv420p"
+        if codec in ("libx264", "h264"):
+            stream.options = {"crf": "17", "preset": "veryfast", "threads": "1"}
+        else:
+            stream.bit_rate = 40 * clip.shape[1] * clip.shape[2] * FPS // 8
+        for img in clip:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _stratified_split(items: list[tuple[str, int]], num_classes: int, seed: int) -> tuple[list, list]:
+    """Per class, a seeded VAL_FRACTION of the items (at least one if the class has two) go to val."""
+    rng = np.random.default_rng([seed, 1])
+    train, val = [], []
+    for c in range(num_classes):
+        mine = [it for it in items if it[1] == c]
+        order = rng.permutation(len(mine))
+        n_val = max(1, round(VAL_FRACTION * len(mine))) if len(mine) >= 2 else 0
+        val_ids = set(order[:n_val].tolist())
+        for k, it in enumerate(mine):
+            (val if k in val_ids else train).append(it)
+    return train, val
+
+
+def _class_seed(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def _check_args(per_class: int, frames: int, size: int, classes: Sequence[str] | None) -> list[str]:
+    if per_class < 1:
+        raise UserError(f"per-class count must be at least 1, got {per_class}")
+    if frames < 4:
+        raise UserError(f"videos need at least 4 frames to show motion, got {frames}")
+    if size < 32 or size % 2:
+        raise UserError(f"frame size must be an even number >= 32 (yuv420p), got {size}")
+    names = list(DEFAULT_CLASSES if classes is None else classes)
+    unknown = [n for n in names if n not in DEFAULT_CLASSES]
+    if unknown:
+        raise UserError(f"unknown synthetic class(es) {unknown}. Known: {', '.join(DEFAULT_CLASSES)}")
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise UserError(f"need at least 2 distinct classes, got {names}")
+    return names
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"{out} is not empty (pass overwrite=True / --force to replace it)")
+
+
+def _progress(jobs: list, enabled: bool, desc: str):
+    if not enabled:
+        return jobs
+    from tqdm import tqdm
+
+    return tqdm(jobs, desc=desc, unit="video", leave=False)

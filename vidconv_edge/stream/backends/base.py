@@ -1,0 +1,32 @@
+"""The one interface every streaming backend implements (numpy in, numpy out, batch 1)."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from vidconv_edge.models.base import InputSpec
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A VidConv model split into its per-frame early-net and its collage later-net.
+
+    - ``early(frames (N, 3, S, S)) -> (N, C, h', w')`` per-frame feature maps,
+    - ``later(collage (1, C, h*h', w*w')) -> (1, num_classes)`` logits,
+    - ``full(clip (1, L, 3, S, S)) -> (1, num_classes)``: the whole model, the reference for ``--recompute``.
+
+    Inputs are float32, already resized and normalised as ``input_spec`` says.
+    """
+
+    name: str
+    model_name: str
+    input_spec: InputSpec
+    class_names: list[str]
+
+    def early(self, frames: np.ndarray) -> np.ndarray: ...
+
+    def later(self, collage: np.ndarray) -> np.ndarray: ...
+
+    def full(self, clip: np.ndarray) -> np.ndarray: ...

@@ -1,0 +1,128 @@
+"""The streaming engine: early-net per frame into the ring, later-net on the collage every K frames."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vidconv_edge.errors import UserError
+from vidconv_edge.stream.backends.base import Backend
+from vidconv_edge.stream.ring import FrameRing, collage
+
+PAD_POLICIES = ("none", "first")
+
+
+@dataclass
+class Prediction:
+    """One streamed output: the window ending at source frame ``frame`` (time ``time`` s)."""
+
+    frame: int
+    time: float
+    logits: np.ndarray
+    top: list[tuple[str, float]]
+    reference_diff: float | None = None  # max |streamed - whole-model| logits, with recompute
+
+    def to_json(self) -> dict:
+        return {
+            "frame": self.frame,
+            "time": round(self.time, 6),
+            "top": [[label, prob] for label, prob in self.top],
+            "logits": [float(v) for v in self.logits],
+        }
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+@dataclass
+class Timings:
+    """Per-call latencies in milliseconds."""
+
+    early: list[float] = field(default_factory=list)
+    later: list[float] = field(default_factory=list)
+    full: list[float] = field(default_factory=list)
+
+    @staticmethod
+    def percentiles(values: list[float]) -> tuple[float, float] | tuple[None, None]:
+        if not values:
+            return None, None
+        p50, p95 = np.percentile(values, [50, 95])
+        return float(p50), float(p95)
+
+
+class StreamEngine:
+    """Sliding-window inference over a frame stream.
+
+    Every pushed frame runs the early-net once and enters a ring of the last L maps. Once the ring
+    is full, every ``stride``-th frame lays the ring out as the collage (oldest frame at tile 0) and
+    runs the later-net. Warm-up: no output before L frames, unless ``pad="first"``: the ring starts
+    filled with copies of the first frame's map, so outputs begin at the first frame (the window is
+    then the first frame repeated, followed by the frames seen so far).
+    With ``recompute``, each output also runs the whole model on the same L frames and records the
+    maximum absolute difference of the logits (the exactness check; slow by design).
+    """
+
+    def __init__(self, backend: Backend, stride: int = 1, pad: str = "none", topk: int = 5, recompute: bool = False):
+        if stride < 1:
+            raise UserError(f"--stride must be >= 1, got {stride}")
+        if pad not in PAD_POLICIES:
+            raise UserError(f"unknown pad policy '{pad}': choose one of {', '.join(PAD_POLICIES)}")
+        if topk < 1:
+            raise UserError(f"--topk must be >= 1, got {topk}")
+        self.backend, self.stride, self.pad, self.recompute = backend, stride, pad, recompute
+        self.topk = min(topk, len(backend.class_names))
+        self.length = backend.input_spec.frames
+        self.layout = tuple(backend.input_spec.layout)
+        self.feats = FrameRing(self.length)
+        self.frames = FrameRing(self.length) if recompute else None  # inputs, for the reference
+        self.timings = Timings()
+        self.max_abs_diff = 0.0 if recompute else None
+        self.pushed = 0
+        self._ready_at: int | None = None  # push count at which the first window was complete
+
+    @property
+    def warmup(self) -> tuple[int, int]:
+        """(frames in the ring, frames needed) before the first output."""
+        return min(self.feats.count, self.length), self.length
+
+    def push(self, frame: np.ndarray, index: int, time_s: float) -> Prediction | None:
+        """Feed one normalised frame (3, S, S) float32; returns a prediction on output steps."""
+        t0 = time.perf_counter()
+        feat = self.backend.early(frame[None])[0]
+        self.timings.early.append((time.perf_counter() - t0) * 1e3)
+        first = self.pushed == 0
+        self.pushed += 1
+        if first and self.pad == "first":
+            self.feats.fill(feat)
+            if self.frames is not None:
+                self.frames.fill(frame)
+        else:
+            self.feats.push(feat)
+            if self.frames is not None:
+                self.frames.push(frame)
+        if not self.feats.ready:
+            return None
+        if self._ready_at is None:
+            self._ready_at = self.pushed
+        if (self.pushed - self._ready_at) % self.stride:
+            return None
+        t0 = time.perf_counter()
+        logits = self.backend.later(collage(self.feats.window(), self.layout))[0]
+        self.timings.later.append((time.perf_counter() - t0) * 1e3)
+        diff = self._check(logits) if self.recompute else None
+        probs = softmax(logits.astype(np.float64))
+        order = np.argsort(-probs)[: self.topk]
+        top = [(self.backend.class_names[i], round(float(probs[i]), 6)) for i in order]
+        return Prediction(index, time_s, logits, top, diff)
+
+    def _check(self, logits: np.ndarray) -> float:
+        t0 = time.perf_counter()
+        ref = self.backend.full(self.frames.window()[None])[0]
+        self.timings.full.append((time.perf_counter() - t0) * 1e3)
+        diff = float(np.abs(ref.astype(np.float64) - logits).max())
+        self.max_abs_diff = max(self.max_abs_diff, diff)
+        return diff
