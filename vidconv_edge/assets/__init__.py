@@ -1,4 +1,4 @@
-"""Files shipped with the package: the default checkpoint and a sample video."""
+"""Files shipped inside the package: the default model ``vic_edge.pt`` (see ``vidconv_edge.train.default_model``)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,14 @@ from pathlib import Path
 
 from vidconv_edge.errors import UserError
 
-ASSETS = Path(__file__).resolve().parent
-DEFAULT_CHECKPOINT = ASSETS / "vic_edge.pt"
-SAMPLE_VIDEO = ASSETS / "sample.mp4"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "vic_edge.pt"
 
 
 def default_checkpoint() -> Path:
-    """The bundled trained ``vic_edge`` checkpoint."""
+    """The bundled vic_edge checkpoint (10 synthetic motion classes); UserError if this install lacks it."""
     if not DEFAULT_CHECKPOINT.is_file():
-        raise UserError(f"the bundled default checkpoint is missing ({DEFAULT_CHECKPOINT}); reinstall the package")
+        raise UserError(
+            f"no checkpoint given and the bundled default model is missing ({DEFAULT_CHECKPOINT}); "
+            "pass a checkpoint or rebuild it with: python -m vidconv_edge.train.default_model"
+        )
     return DEFAULT_CHECKPOINT
-
-
-def sample_video() -> Path:
-    """The bundled sample video."""
-    if not SAMPLE_VIDEO.is_file():
-        raise UserError(f"the bundled sample video is missing ({SAMPLE_VIDEO}); reinstall the package")
-    return SAMPLE_VIDEO

@@ -25,7 +25,7 @@ def strided_clip(num_frames: int, clip_len: int, stride: float, start: float) ->
     """``clip_len`` indices ``start + k * stride`` (rounded); past the end repeats the last frame."""
     if num_frames < clip_len:  # too short even at stride 1: every frame, then the last one repeated
         return np.minimum(np.arange(clip_len), num_frames - 1).astype(np.int64)
-    idx = np.round(start + stride * np.arange(clip_len)).astype(np.int64)
+    idx = np.floor(start + stride * np.arange(clip_len) + 0.5).astype(np.int64)  # round half up
     return np.clip(idx, 0, num_frames - 1)
 
 

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from vidconv_edge.data.annotations import stratified_split
 from vidconv_edge.errors import UserError
 
 # (forward class, backward class): the backward class is the forward video reversed in time
@@ -81,7 +82,7 @@ def write_synthetic_dataset(
             rng = np.random.default_rng([seed, _class_seed(names[c]), i])
             _encode(tmp / rel, render_video(names[c], frames, size, rng), codec)
             items.append((rel, c))
-        train, val = _stratified_split(items, len(names), seed)
+        train, val = stratified_split(items, len(names), VAL_FRACTION, seed)
         (tmp / "classes.txt").write_text("".join(f"{n}\n" for n in names))
         (tmp / "train.txt").write_text("".join(f"{p} {y}\n" for p, y in train))
         (tmp / "val.txt").write_text("".join(f"{p} {y}\n" for p, y in val))
@@ -128,8 +129,8 @@ def _scene(size: int, rng: np.random.Generator) -> _Scene:
 def _move(axis: int) -> Callable:
     def render(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
         r = rng.uniform(0.10, 0.16) * size
-        dist = rng.uniform(0.25, 0.5) * size
-        lo = r + 0.06 * size
+        dist = rng.uniform(0.25, 0.45) * size
+        lo = r + 0.08 * size
         start = rng.uniform(lo, size - lo - dist)
         other = rng.uniform(lo, size - lo)
         ang = rng.uniform(0, 2 * np.pi)
@@ -154,7 +155,7 @@ def _grow(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.nd
 
 def _rotate_cw(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
     r = rng.uniform(0.14, 0.22) * size
-    lo = r + 0.06 * size
+    lo = r + 0.08 * size
     cx, cy = rng.uniform(lo, size - lo, size=2)
     a0 = rng.uniform(0, 2 * np.pi)
     turn = np.deg2rad(rng.uniform(60, 110))  # over the whole video; image y points down: +angle = clockwise
@@ -163,7 +164,7 @@ def _rotate_cw(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> 
 
 def _brighten(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
     r = rng.uniform(0.10, 0.18) * size
-    lo = r + 0.06 * size
+    lo = r + 0.08 * size
     cx, cy = rng.uniform(lo, size - lo, size=2)
     ang = rng.uniform(0, 2 * np.pi)
     g0, g1 = rng.uniform(0.35, 0.6), rng.uniform(1.25, 1.6)
@@ -255,20 +256,6 @@ def _encode(path: Path, clip: np.ndarray, codec: str) -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-
-
-def _stratified_split(items: list[tuple[str, int]], num_classes: int, seed: int) -> tuple[list, list]:
-    """Per class, a seeded VAL_FRACTION of the items (at least one if the class has two) go to val."""
-    rng = np.random.default_rng([seed, 1])
-    train, val = [], []
-    for c in range(num_classes):
-        mine = [it for it in items if it[1] == c]
-        order = rng.permutation(len(mine))
-        n_val = max(1, round(VAL_FRACTION * len(mine))) if len(mine) >= 2 else 0
-        val_ids = set(order[:n_val].tolist())
-        for k, it in enumerate(mine):
-            (val if k in val_ids else train).append(it)
-    return train, val
 
 
 def _class_seed(name: str) -> int:

@@ -93,7 +93,8 @@ def export_onnx(
     simplify: bool = True,
 ) -> GraphSummary:
     """Export ``part`` of ``model`` (eval mode, batch 1) to a plain-2D float ONNX file at ``path``."""
-    module, example, in_names, out_names = part_module(model.eval(), part)
+    was_training = model.training
+    module, example, in_names, out_names = part_module(model, part)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.no_grad():
@@ -108,6 +109,7 @@ def export_onnx(
         check_plain_2d(proto)
         attach_metadata(proto, export_metadata(model, part, class_names))
         onnx.save(proto, str(tmp))
+    model.train(was_training)
     return summarize(path, part)
 
 

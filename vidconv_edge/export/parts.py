@@ -33,16 +33,16 @@ class LaterNet(nn.Module):
 
 
 def part_module(model: nn.Module, part: str) -> tuple[nn.Module, torch.Tensor, list[str], list[str]]:
-    """The module for ``part``, an example input (batch 1), and its input/output names."""
+    """The module for ``part`` (eval mode), an example input (batch 1), and its input/output names."""
     spec = model.input_spec
     if part not in PARTS:
         raise UserError(f"unknown part '{part}': choose one of {', '.join(PARTS)}")
     if part == "full":
-        return model, torch.zeros(1, spec.frames, 3, spec.size, spec.size), ["clip"], ["logits"]
+        return model.eval(), torch.zeros(1, spec.frames, 3, spec.size, spec.size), ["clip"], ["logits"]
     if not getattr(model, "supports_streaming", False):
         raise UserError(f"model '{model.name}' has no early/later split (only VidConv models do); use --part full")
     if part == "early":
-        return EarlyNet(model), torch.zeros(1, 3, spec.size, spec.size), ["frame"], ["features"]
+        return EarlyNet(model).eval(), torch.zeros(1, 3, spec.size, spec.size), ["frame"], ["features"]
     c, th, tw = model.early_shape()
     h, w = model.layout
-    return LaterNet(model), torch.zeros(1, c, h * th, w * tw), ["collage"], ["logits"]
+    return LaterNet(model).eval(), torch.zeros(1, c, h * th, w * tw), ["collage"], ["logits"]

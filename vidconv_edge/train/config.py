@@ -3,7 +3,7 @@
 A recipe has four sections; every key is optional and defaults to the values below::
 
     model:  {drop_path_rate: 0.25, drop_rate: 0.0}     # keyword overrides for create_model
-    data:   {sampling: vidconv, stride: [8, 12], ...}   # clip sampling and augmentation
+    data:   {sampling: vidconv, stride_range: [8, 12], ...}   # clip sampling and augmentation
     optim:  {name: adamw, lr: 1.0e-3, min_lr: 5.0e-6, backbone_lr_factor: 0.25, ...}
     train:  {epochs: 24, batch_size: 64, step_batch_size: 8, early_stopping: null, ...}
 """
@@ -26,18 +26,19 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 @dataclass
 class DataConfig:
-    """Clip sampling and augmentation, passed to ``vidconv_edge.data.build_datasets``."""
+    """Clip sampling and augmentation: the options of ``vidconv_edge.data.build_datasets``."""
 
     sampling: str = "vidconv"  # "vidconv": L frames at a random stride; "tsn": one frame per segment
-    stride: tuple[int, int] = (8, 12)  # training stride range (vidconv sampling)
-    test_stride: int | None = 12  # fixed stride of test clips; None: spread over the whole video
-    test_views: tuple[int, int] = (1, 1)  # clips x crops at validation
+    stride_range: tuple[int, int] = (8, 12)  # training stride range (vidconv sampling)
+    test_stride: float | None = None  # stride of evaluation clips; None: the middle of stride_range
+    val_views: tuple[int, int] = (1, 1)  # clips x crops per validation video
+    val_fraction: float = 0.2  # held out (stratified) when the data has no validation list
     flip: bool = True
-    flip_map: str | None = None  # file of "class_a class_b" pairs swapped by a horizontal flip (SSv2)
-    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # multi-scale crop
-    randaugment: bool = False
-    randaugment_n: int = 2
-    randaugment_m: int = 9
+    flip_map: str | None = "auto"  # "auto": a flip swaps classes named left<->right, cw<->ccw; null: never
+    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # multi-scale crop, fractions of the short side
+    short_side: int | None = None  # frames resized to this short side first (default size * 8 / 7)
+    random_crop: bool = False
+    randaugment: tuple[int, float] | None = None  # (num_ops, magnitude), e.g. [2, 9]; null: off
 
 
 @dataclass
@@ -51,7 +52,8 @@ class OptimConfig:
     momentum: float = 0.9  # sgd only
     betas: tuple[float, float] = (0.9, 0.999)  # adamw only
     backbone_lr_factor: float = 1.0  # l_b: lr factor of everything but new temporal branches, neck, head
-    lr_scaling: str = "none"  # "none" or "world_size" (lr given per GPU, as SEVNet)
+    lr_scaling: str = "none"  # "none"; "world_size": lr x processes; "batch": lr x effective batch / lr_base_batch
+    lr_base_batch: int = 8  # the batch the lr is given for ("batch" scaling; SEVNet: 0.01 per GPU of 8 clips)
     warmup_epochs: float = 1.0
     clip_grad_norm: float | None = None
 
@@ -87,11 +89,15 @@ class Recipe:
     def validate(self) -> None:
         checks = [
             (self.data.sampling in ("vidconv", "tsn"), f"data.sampling must be 'vidconv' or 'tsn', got '{self.data.sampling}'"),
-            (1 <= self.data.stride[0] <= self.data.stride[1], f"data.stride must be [lo, hi] with 1 <= lo <= hi, got {list(self.data.stride)}"),
-            (min(self.data.test_views) >= 1, "data.test_views must be [clips, crops] >= 1"),
+            (1 <= self.data.stride_range[0] <= self.data.stride_range[1], f"data.stride_range must be [lo, hi] with 1 <= lo <= hi, got {list(self.data.stride_range)}"),
+            (min(self.data.val_views) >= 1, "data.val_views must be [clips, crops] >= 1"),
+            (self.data.val_views[1] in (1, 3), f"data.val_views crops must be 1 or 3, got {self.data.val_views[1]}"),
+            (0 < self.data.val_fraction < 1, "data.val_fraction must be between 0 and 1"),
+            (self.data.flip_map in (None, "auto"), f"data.flip_map must be 'auto' or null, got '{self.data.flip_map}'"),
             (self.optim.name in ("adamw", "sgd"), f"optim.name must be 'adamw' or 'sgd', got '{self.optim.name}'"),
             (self.optim.lr > 0 and self.optim.min_lr >= 0, "optim.lr must be > 0 and optim.min_lr >= 0"),
-            (self.optim.lr_scaling in ("none", "world_size"), f"optim.lr_scaling must be 'none' or 'world_size', got '{self.optim.lr_scaling}'"),
+            (self.optim.lr_scaling in ("none", "world_size", "batch"), f"optim.lr_scaling must be 'none', 'world_size' or 'batch', got '{self.optim.lr_scaling}'"),
+            (self.optim.lr_base_batch >= 1, "optim.lr_base_batch must be >= 1"),
             (self.optim.warmup_epochs >= 0, "optim.warmup_epochs must be >= 0"),
             (self.train.epochs >= 1, "train.epochs must be >= 1"),
             (self.train.batch_size >= 1 and self.train.step_batch_size >= 1, "train.batch_size and train.step_batch_size must be >= 1"),

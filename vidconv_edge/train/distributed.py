@@ -64,6 +64,13 @@ def broadcast_object(info: DistInfo, obj):
     return box[0]
 
 
+def broadcast_buffers(info: DistInfo, model: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank."""
+    if info.enabled:
+        for buf in model.buffers():
+            dist.broadcast(buf, src=0)
+
+
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -45,9 +45,17 @@ def param_groups(model: nn.Module, cfg: OptimConfig, lr: float) -> list[dict]:
     return out
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, world_size: int = 1) -> torch.optim.Optimizer:
-    """AdamW or SGD (momentum) over :func:`param_groups`; ``lr_scaling: world_size`` multiplies lr by the process count."""
-    lr = cfg.lr * (world_size if cfg.lr_scaling == "world_size" else 1)
+def scaled_lr(cfg: OptimConfig, world_size: int, effective_batch: int) -> float:
+    """The recipe's lr after its scaling rule: ``world_size`` (x processes) or ``batch`` (linear in the batch)."""
+    if cfg.lr_scaling == "world_size":
+        return cfg.lr * world_size
+    if cfg.lr_scaling == "batch":
+        return cfg.lr * effective_batch / cfg.lr_base_batch
+    return cfg.lr
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    """AdamW or SGD (momentum) over :func:`param_groups` at base lr ``lr`` (see :func:`scaled_lr`)."""
     groups = param_groups(model, cfg, lr)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)

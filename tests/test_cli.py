@@ -1,0 +1,99 @@
+"""The command line of the foundation: models, info, export; bad input -> one message, exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+import torch
+
+from vidconv_edge.checkpoint import save_checkpoint
+from vidconv_edge.cli import main
+from vidconv_edge.export.onnx import read_metadata
+from vidconv_edge.models import create_model, list_models
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_models_lists_every_model(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    for entry in list_models():
+        assert entry.name in out
+
+
+def test_info_json(capsys):
+    code, out, _ = run(capsys, "info", "sevnet_g8", "--num-classes", "400", "--frames", "8", "--size", "128", "--json")
+    assert code == 0
+    info = json.loads(out)
+    model = create_model("sevnet_g8", num_classes=400, frames=8, img_size=128)
+    assert info["params"] == sum(p.numel() for p in model.parameters())
+    assert isinstance(info["macs"], int) and info["macs"] > 0
+    assert info["input_shape"] == [1, 8, 3, 128, 128]
+    assert sum(s["macs"] for s in info["stages"]) == info["macs"]
+
+
+def test_info_table_and_set_option(capsys):
+    code, out, _ = run(capsys, "info", "vic_tiny", "--set", "neck_dim=0", "--size", "64")
+    assert code == 0
+    assert "stage3 (later)" in out and "neck" not in out.split("stage4")[1].split("head")[0]
+    assert "per new frame" in out
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (("info", "vic_huge"), "unknown model 'vic_huge'"),
+        (("info", "vic_tiny", "--size", "100"), "multiple of 32"),
+        (("info", "vic_tiny", "--frames", "5"), "5 frames cannot be laid out"),
+        (("export", "missing.pt", "-o", "x.onnx"), "checkpoint not found"),
+    ],
+)
+def test_bad_input_exits_2_with_one_message(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_export_checkpoint_all_parts(capsys, tmp_path):
+    model = create_model("vic_edge", num_classes=3)
+    ckpt = save_checkpoint(tmp_path / "m.pt", model, class_names=["x", "y", "z"])
+    for part in ("full", "early", "later"):
+        code, out, _ = run(capsys, "export", str(ckpt), "--target", "onnx", "--part", part, "-o", str(tmp_path / f"{part}.onnx"))
+        assert code == 0, out
+        assert "plain 2D: yes" in out and "Conv" in out
+        assert read_metadata(tmp_path / f"{part}.onnx")["class_names"] == ["x", "y", "z"]
+    onnx.checker.check_model(onnx.load(str(tmp_path / "full.onnx")))
+
+
+def test_export_default_model(capsys, tmp_path):
+    code, out, _ = run(capsys, "export", "-o", str(tmp_path / "d.onnx"))
+    assert code == 0
+    assert read_metadata(tmp_path / "d.onnx")["model"] == "vic_edge"
+
+
+def test_corrupt_checkpoint_and_unwritable_output(capsys, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    code, _, err = run(capsys, "export", str(bad), "-o", str(tmp_path / "o.onnx"))
+    assert code == 2 and "cannot read checkpoint" in err
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    code, _, err = run(capsys, "export", str(tmp_path / "foreign.pt"), "-o", str(tmp_path / "o.onnx"))
+    assert code == 2 and "not a vidconv-edge checkpoint" in err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run(capsys, "export", "vic_edge", "-o", str(blocker / "sub" / "o.onnx"))
+    assert code == 2 and "cannot write" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt", "file", "foreign.pt"]
+
+
+def test_mismatched_checkpoint(capsys, tmp_path):
+    ckpt = save_checkpoint(tmp_path / "m.pt", create_model("vic_edge"))
+    code, _, err = run(capsys, "export", str(ckpt), "--set", "dims=[8,16,32,64]", "-o", str(tmp_path / "o.onnx"))
+    assert code == 2 and "do not match" in err

@@ -1,0 +1,131 @@
+"""Float ONNX export: plain 2D, static, ORT == PyTorch, parts compose, metadata, atomic writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn as nn
+from onnx import TensorProto, helper
+
+from vidconv_edge.errors import UserError
+from vidconv_edge.export import onnx as onnx_export
+from vidconv_edge.export.checks import NotPlain2DError, check_plain_2d, plain_2d_violations
+from vidconv_edge.export.onnx import export_onnx, read_metadata, run_onnx
+from vidconv_edge.models import create_model, list_models
+from vidconv_edge.models.layers import frames_to_collage
+
+SMALL = {"img_size": 32, "num_classes": 5}
+SLOW = {"vic_small", "vic_base"}
+
+
+def small_model(name: str) -> nn.Module:
+    kwargs = dict(SMALL)
+    if name.startswith("sevnet"):
+        kwargs["frames"] = 4
+    return create_model(name, **kwargs).eval()
+
+
+def clip_for(model: nn.Module) -> torch.Tensor:
+    spec = model.input_spec
+    return torch.randn(1, spec.frames, 3, spec.size, spec.size)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(e.name, marks=pytest.mark.slow) if e.name in SLOW else e.name for e in list_models()]
+)
+def test_onnxruntime_equals_pytorch(name, tmp_path):
+    model = small_model(name)
+    clip = clip_for(model)
+    summary = export_onnx(model, tmp_path / "m.onnx")
+    with torch.no_grad():
+        ref = model(clip).numpy()
+    out = run_onnx(tmp_path / "m.onnx", clip.numpy())
+    assert np.abs(out - ref).max() <= 1e-4
+    assert summary.inputs == {"clip": list(clip.shape)}
+    assert plain_2d_violations(onnx.load(str(tmp_path / "m.onnx"))) == []
+    ops = set(summary.op_counts)
+    assert not ops & {"Tile", "Expand", "Shape", "Conv3d"}
+
+
+def test_sevnet_exports_only_2d_convs(tmp_path):
+    export_onnx(small_model("sevnet_g6"), tmp_path / "s.onnx")
+    graph = onnx.load(str(tmp_path / "s.onnx")).graph
+    inits = {t.name: t for t in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert convs and all(len(inits[n.input[1]].dims) == 4 for n in convs)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"stack_stage": 1, "tile_mode": "conv"}, {"stack_stage": 3, "layout": (2, 2)}])
+def test_parts_compose_to_full(tmp_path, kwargs):
+    model = create_model("vic_edge", img_size=64, num_classes=4, **kwargs).eval()
+    for part in ("full", "early", "later"):
+        export_onnx(model, tmp_path / f"{part}.onnx", part=part)
+    clip = clip_for(model)
+    frames = clip[0].numpy()
+    feats = np.concatenate([run_onnx(tmp_path / "early.onnx", f[None]) for f in frames])
+    collage = frames_to_collage(torch.from_numpy(feats), model.layout).numpy()
+    later = run_onnx(tmp_path / "later.onnx", collage)
+    full = run_onnx(tmp_path / "full.onnx", clip.numpy())
+    assert np.abs(later - full).max() <= 1e-4
+    with torch.no_grad():
+        assert np.abs(full - model(clip).numpy()).max() <= 1e-4
+
+
+def test_metadata_travels_with_the_file(tmp_path):
+    model = create_model("vic_edge", num_classes=3)
+    export_onnx(model, tmp_path / "m.onnx", part="early", class_names=["a", "b", "c"])
+    meta = read_metadata(tmp_path / "m.onnx")
+    assert meta["model"] == "vic_edge" and meta["part"] == "early"
+    assert meta["class_names"] == ["a", "b", "c"]
+    assert meta["input_spec"]["frames"] == 9 and meta["input_spec"]["size"] == 96
+    assert meta["input_spec"]["layout"] == [3, 3]
+    assert meta["input_spec"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert meta["config"]["dims"] == [16, 32, 64, 128]
+
+
+def test_sevnet_has_no_split():
+    with pytest.raises(UserError, match="no early/later split"):
+        export_onnx(small_model("sevnet_edge"), "unused.onnx", part="early")
+
+
+def test_check_rejects_3d_conv_and_dynamic_shapes(tmp_path):
+    conv3d = nn.Conv3d(2, 2, 3)
+    torch.onnx.export(conv3d, (torch.zeros(1, 2, 4, 4, 4),), str(tmp_path / "c3.onnx"), dynamo=False)
+    with pytest.raises(NotPlain2DError, match="3D kernel"):
+        check_plain_2d(onnx.load(str(tmp_path / "c3.onnx")))
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
+    dyn = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]))
+    with pytest.raises(NotPlain2DError, match="dynamic"):
+        check_plain_2d(dyn)
+
+    tile = helper.make_graph(
+        [helper.make_node("Tile", ["x", "r"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor("r", TensorProto.INT64, [2], [2, 1])],
+    )  # fmt: skip
+    with pytest.raises(NotPlain2DError, match="op Tile"):
+        check_plain_2d(helper.make_model(tile))
+
+
+def test_failed_export_leaves_no_file(tmp_path, monkeypatch):
+    def refuse(_):
+        raise NotPlain2DError("refused for the test")
+
+    monkeypatch.setattr(onnx_export, "check_plain_2d", refuse)
+    with pytest.raises(NotPlain2DError):
+        export_onnx(create_model("vic_edge"), tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_metadata_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        read_metadata(tmp_path / "missing.onnx")
+    bare = tmp_path / "bare.onnx"
+    torch.onnx.export(nn.ReLU(), (torch.zeros(1, 2),), str(bare), dynamo=False)
+    with pytest.raises(UserError, match="no vidconv-edge metadata"):
+        read_metadata(bare)

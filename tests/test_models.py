@@ -1,0 +1,190 @@
+"""The papers' models at their exact sizes, and the building blocks against direct references."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from vidconv_edge.errors import UserError
+from vidconv_edge.models import create_model, list_models
+from vidconv_edge.models.analysis import profile_model
+from vidconv_edge.models.layers import collage_to_frames, frames_to_collage
+from vidconv_edge.models.sevnet import SqueezeExcite, TemporalConv
+from vidconv_edge.models.vidconv import TemporalBranch, TileToCollage
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+PAPER_PARAMS = [
+    ("vic_tiny", {}, 44.7e6),
+    ("vic_tiny", {"num_classes": 174}, 44.2e6),
+    ("vic_tiny", {"neck_dim": 0}, 28.19e6),
+    ("vic_small", {}, 66.4e6),
+    ("vic_base", {}, 107.4e6),
+    ("sevnet_g6", {}, 2.5e6),
+    ("sevnet_g8", {}, 4.4e6),
+    ("sevnet_g12", {}, 10.0e6),
+    ("sevnet_g8", {"num_classes": 400}, 4.5e6),
+    ("sevnet_se_g6", {}, 2.8e6),
+    ("sevnet_se_g8", {}, 4.9e6),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,paper", PAPER_PARAMS)
+def test_params_match_paper(name, kwargs, paper):
+    params = n_params(create_model(name, **kwargs))
+    assert abs(params - paper) / paper < 0.015, f"{name} {kwargs}: {params / 1e6:.2f}M vs paper {paper / 1e6}M"
+
+
+def test_table8_stacking_stage_params():
+    """Paper Table 8 (no neck, 400 classes): 28.20 / 28.19 / 28.15 / 28.13 M for stacking after stage 1..4."""
+    for stage, paper in zip((1, 2, 3, 4), (28.20, 28.19, 28.15, 28.13)):
+        params = n_params(create_model("vic_tiny", neck_dim=0, stack_stage=stage)) / 1e6
+        assert abs(params - paper) < 0.02, (stage, params)
+
+
+@pytest.mark.parametrize(
+    "name,paper_gmacs,tol",
+    [("vic_tiny", 40.9, 0.05), ("sevnet_g6", 8.3, 0.12), ("sevnet_g8", 14.4, 0.12), ("sevnet_g12", 31.8, 0.12)],
+)
+def test_macs_match_paper(name, paper_gmacs, tol):
+    prof = profile_model(create_model(name))
+    gmacs = prof.macs / 1e9
+    assert abs(gmacs - paper_gmacs) / paper_gmacs < tol, gmacs
+    assert sum(s.macs for s in prof.stages) == prof.macs
+    assert sum(s.params for s in prof.stages) == prof.params
+
+
+def test_edge_models_are_small():
+    for name in ("vic_edge", "sevnet_edge"):
+        model = create_model(name)
+        assert n_params(model) <= 0.5e6
+        assert model.input_spec.size % 32 == 0
+    assert create_model("vic_edge").input_spec.frames == 9
+
+
+def test_every_model_has_a_description():
+    names = {e.name for e in list_models()}
+    assert {"vic_tiny", "vic_small", "vic_base", "vic_edge", "sevnet_g6", "sevnet_g8", "sevnet_g12"} <= names
+    assert {"sevnet_se_g6", "sevnet_se_g8", "sevnet_edge"} <= names
+    assert all(e.description for e in list_models())
+
+
+def test_collage_layout_is_row_major():
+    frames = torch.arange(6).float().view(6, 1, 1, 1).expand(6, 2, 3, 3).contiguous()  # frame i filled with i
+    collage = frames_to_collage(frames, (2, 3))
+    assert collage.shape == (1, 2, 6, 9)
+    for i in range(6):
+        r, c = divmod(i, 3)
+        assert torch.all(collage[0, :, r * 3 : r * 3 + 3, c * 3 : c * 3 + 3] == i)
+    assert torch.equal(collage_to_frames(collage, (2, 3)), frames)
+
+
+@pytest.mark.parametrize("layout", [(3, 3), (2, 4), (1, 1), (4, 4)])
+def test_tile_concat_equals_conv_form(layout):
+    t = torch.randn(2, 5, 4, 3)
+    concat = TileToCollage(5, layout, (4, 3), "concat")(t)
+    conv = TileToCollage(5, layout, (4, 3), "conv")(t)
+    assert concat.shape == (2, 5, 4 * layout[0], 3 * layout[1])
+    torch.testing.assert_close(conv, concat, atol=1e-6, rtol=0)
+    assert torch.equal(concat, t.repeat(1, 1, *layout))
+
+
+def test_temporal_branch_mixes_the_same_pixel_of_every_tile():
+    layout, tile, c = (3, 3), (4, 5), 2
+    branch = TemporalBranch(c, layout, tile, alpha_init=0.3, tile_mode="concat")
+    x = torch.randn(1, c, 12, 15)
+    out = branch(x)
+    w, b = branch.conv.weight, branch.conv.bias  # (C, 1, 3, 3)
+    ref_t = torch.zeros(1, c, *tile)
+    for i in range(3):
+        for j in range(3):
+            ref_t += w[:, 0, i, j].view(1, c, 1, 1) * x[:, :, i * 4 : i * 4 + 4, j * 5 : j * 5 + 5]
+    ref_t = (ref_t + b.view(1, c, 1, 1)) * 0.3
+    torch.testing.assert_close(out, ref_t.repeat(1, 1, 3, 3), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("stack_stage", [1, 2, 3, 4])
+@pytest.mark.parametrize("layout", [(1, 1), (2, 2), (3, 3), (4, 4)])
+def test_vidconv_variants_run_and_split(stack_stage, layout):
+    model = create_model("vic_edge", layout=layout, stack_stage=stack_stage, img_size=64, num_classes=3).eval()
+    clip = torch.randn(2, layout[0] * layout[1], 3, 64, 64)
+    with torch.no_grad():
+        full = model(clip)
+        feats = model.forward_early(clip.flatten(0, 1))
+        assert feats.shape[1:] == model.early_shape()
+        split = model.forward_later(model.collage(feats))
+    assert full.shape == (2, 3)
+    torch.testing.assert_close(full, split)
+
+
+def test_vidconv_options():
+    plain = create_model("vic_tiny", block="convnext", img_size=64, num_classes=5)
+    assert not any("temporal" in k for k in plain.state_dict())
+    no_neck = create_model("vic_tiny", neck_dim=0, img_size=64, num_classes=5)
+    assert no_neck.neck is None
+    vic = create_model("vic_tiny", img_size=64, num_classes=5)
+    assert all(float(b.temporal.alpha[0].detach()) == pytest.approx(1e-2) for s in vic.stages[2:] for b in s.blocks)
+    assert create_model("vic_base", neck_dim=2304).neck.conv.out_channels == 2304
+    assert create_model("vic_tiny", frames=4).layout == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(layout=(5, 5)), "layout 5x5"),
+        (dict(img_size=100), "multiple of 32"),
+        (dict(frames=7), "7 frames"),
+        (dict(stack_stage=5), "stack_stage"),
+        (dict(bogus=1), "unknown option"),
+    ],
+)
+def test_bad_vidconv_config(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        create_model("vic_tiny", **kwargs)
+
+
+def test_unknown_model():
+    with pytest.raises(UserError, match="unknown model 'vic_huge'"):
+        create_model("vic_huge")
+
+
+def test_temporal_conv_equals_conv3d():
+    frames, b, cin, cout = 5, 2, 4, 6
+    tconv = TemporalConv(cin, cout, frames).eval()
+    conv3d = nn.Conv3d(cin, cout, (3, 1, 1), padding=(1, 0, 0), bias=False)
+    conv3d.weight.data = tconv.conv.weight.data.unsqueeze(-1)
+    x3d = torch.randn(b, cin, frames, 7, 8)
+    x2d = x3d.permute(0, 2, 1, 3, 4).reshape(b * frames, cin, 7, 8)
+    ref = torch.relu(tconv.bn(conv3d(x3d).transpose(1, 2).reshape(b * frames, cout, 7, 8)))
+    torch.testing.assert_close(tconv(x2d), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_spatial_group_conv_equals_conv3d():
+    conv2d = nn.Conv2d(16, 16, 3, padding=1, groups=4, bias=False)
+    conv3d = nn.Conv3d(16, 16, (1, 3, 3), padding=(0, 1, 1), groups=4, bias=False)
+    conv3d.weight.data = conv2d.weight.data.unsqueeze(2)
+    x3d = torch.randn(2, 16, 4, 9, 9)
+    ref = conv3d(x3d).permute(0, 2, 1, 3, 4).reshape(8, 16, 9, 9)
+    torch.testing.assert_close(conv2d(x3d.permute(0, 2, 1, 3, 4).reshape(8, 16, 9, 9)), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_squeeze_excite_pools_over_the_whole_clip():
+    se = SqueezeExcite(8, frames=3, ratio=4)
+    x3d = torch.randn(2, 8, 3, 5, 5)
+    s = x3d.mean(dim=(2, 3, 4))
+    s = torch.sigmoid(se.fc2(torch.relu(se.fc1(s[:, :, None, None]))))[:, :, 0, 0]
+    ref = (x3d * s[:, :, None, None, None]).permute(0, 2, 1, 3, 4).reshape(6, 8, 5, 5)
+    torch.testing.assert_close(se(x3d.permute(0, 2, 1, 3, 4).reshape(6, 8, 5, 5)), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_sevnet_shapes_and_any_group_width():
+    model = create_model("sevnet", group_width=4, frames=4, img_size=64, num_classes=7).eval()
+    assert model.stages[-1][-1].pointwise[0].in_channels == 64 * 4
+    with torch.no_grad():
+        assert model(torch.randn(2, 4, 3, 64, 64)).shape == (2, 7)
+    with pytest.raises(UserError, match="shape"):
+        model(torch.randn(2, 5, 3, 64, 64))

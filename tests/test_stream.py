@@ -1,0 +1,358 @@
+"""Streaming: exactness of the frame-buffer engine against the whole model, backends, outputs, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from vidconv_edge.checkpoint import save_checkpoint
+from vidconv_edge.cli import main as cli_main
+from vidconv_edge.errors import UserError
+from vidconv_edge.models import create_model
+from vidconv_edge.stream import StreamEngine, open_backend, run_stream
+from vidconv_edge.stream.backends.torch_backend import TorchBackend
+from vidconv_edge.stream.preprocess import Preprocessor
+from vidconv_edge.stream.ring import FrameRing, collage
+from vidconv_edge.stream.sources import Frame, Source
+
+CLASSES = ["a", "b", "c", "d", "e"]
+
+
+def lively(model: nn.Module) -> nn.Module:
+    """Weights with O(1) activations and logits (the default init gives ~1e-4 logits, where a 1e-5
+    tolerance would prove nothing), a strong temporal branch, random BN statistics."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2 / m.weight[0].numel()) ** 0.5)
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+        for name, p in model.named_parameters():
+            if name.endswith(("alpha", "gamma")):
+                p.fill_(0.5)
+        model.eval()
+        spec = model.input_spec
+        peak = model(torch.randn(1, spec.frames, 3, spec.size, spec.size, generator=g)).abs().max()
+        model.head.fc.weight.mul_(3 / peak)
+        model.head.fc.bias.mul_(3 / peak)
+    return model
+
+
+def small_edge() -> nn.Module:
+    return lively(create_model("vic_edge", img_size=64, num_classes=5))
+
+
+@pytest.fixture(scope="module")
+def edge_ckpt(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "edge.pt"
+    torch.manual_seed(0)
+    save_checkpoint(path, small_edge(), CLASSES)
+    return path
+
+
+def write_video(path: Path, frames: int = 16, height: int = 72, width: int = 104, codec: str = "mpeg4") -> Path:
+    """A real MP4 (PyAV) of a bar moving right over a gradient, at a size unlike the model's."""
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream(codec, rate=10)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            img = np.tile(np.linspace(0, 200, width, dtype=np.uint8)[None, :, None], (height, 1, 3))
+            x = (i * 6) % (width - 10)
+            img[:, x : x + 10] = (255, 40, 40)
+            c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        c.mux(s.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4")
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+# -- the frame buffer ---------------------------------------------------------------------------
+
+
+def test_ring_returns_the_last_entries_oldest_first():
+    ring = FrameRing(4)
+    for i in range(3):
+        ring.push(np.array([i]))
+    assert not ring.ready
+    for i in range(3, 7):
+        ring.push(np.array([i]))
+    assert ring.window().ravel().tolist() == [3, 4, 5, 6]
+    ring.fill(np.array([9]))
+    assert ring.window().ravel().tolist() == [9, 9, 9, 9]
+
+
+@pytest.mark.parametrize("layout", [(3, 3), (2, 4), (1, 3)])
+def test_collage_matches_the_model_layout(layout):
+    model = create_model("vic_edge", img_size=64, layout=layout)
+    feats = torch.randn(2 * layout[0] * layout[1], *model.early_shape())
+    np.testing.assert_array_equal(collage(feats.numpy(), layout), model.collage(feats).numpy())
+
+
+# -- exactness: streamed logits == the whole model on the same L frames ---------------------------
+
+
+def _window(frames: np.ndarray, end: int, length: int, pad: str) -> np.ndarray:
+    idx = [max(i, 0) for i in range(end - length + 1, end + 1)]
+    if pad == "none":
+        assert idx[0] >= 0
+    return frames[idx]
+
+
+MODELS = {
+    "vic_edge": lambda: create_model("vic_edge", img_size=64, num_classes=5),
+    "vic_tiny_s1": lambda: create_model("vic_tiny", img_size=64, num_classes=5, stack_stage=1),
+    "vic_tiny_s3": lambda: create_model("vic_tiny", img_size=64, num_classes=5, stack_stage=3),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("stride,pad", [(1, "none"), (2, "none"), (1, "first"), (2, "first")])
+def test_stream_equals_whole_model(name, stride, pad):
+    model = lively(MODELS[name]())
+    frames = torch.randn(13, 3, 64, 64).numpy()
+    engine = StreamEngine(TorchBackend(model, CLASSES), stride=stride, pad=pad, topk=3)
+    preds = [engine.push(f, i, i / 10) for i, f in enumerate(frames)]
+    start = 8 if pad == "none" else 0
+    assert [p.frame for p in preds if p] == list(range(start, 13, stride))
+    with torch.inference_mode():
+        for i, p in enumerate(preds):
+            if p is None:
+                continue
+            clip = torch.from_numpy(_window(frames, i, 9, pad))[None]
+            ref = model(clip)[0].numpy()
+            assert np.abs(ref).max() > 0.5  # logits of a real size
+            assert np.abs(p.logits - ref).max() <= 1e-5
+            wrong = model(clip.flip(1))[0].numpy()  # the check sees the frame order
+            assert np.abs(p.logits - wrong).max() > 1e-3
+            probs = torch.softmax(torch.from_numpy(ref).double(), 0)
+            assert p.top[0] == (CLASSES[int(probs.argmax())], pytest.approx(float(probs.max()), abs=1e-5))
+            assert len(p.top) == 3
+
+
+def test_recompute_reports_the_difference():
+    engine = StreamEngine(TorchBackend(small_edge(), CLASSES), recompute=True)
+    preds = [engine.push(f, i, 0.0) for i, f in enumerate(torch.randn(11, 3, 64, 64).numpy())]
+    diffs = [p.reference_diff for p in preds if p]
+    assert len(diffs) == 3 and len(engine.timings.full) == 3
+    assert engine.max_abs_diff == max(diffs) <= 1e-5
+
+
+def test_engine_rejects_bad_settings():
+    backend = TorchBackend(small_edge(), CLASSES)
+    with pytest.raises(UserError, match="pad policy 'last'"):
+        StreamEngine(backend, pad="last")
+    with pytest.raises(UserError, match="--stride must be >= 1"):
+        StreamEngine(backend, stride=0)
+
+
+def test_non_streaming_model_is_refused():
+    with pytest.raises(UserError, match="cannot stream"):
+        TorchBackend(create_model("sevnet_edge"))
+
+
+# -- run_stream on a real video -----------------------------------------------------------------
+
+
+def test_run_stream_writes_jsonl_and_overlay(video, edge_ckpt, tmp_path):
+    out_json, out_mp4 = tmp_path / "out.jsonl", tmp_path / "out.mp4"
+    summary = run_stream(video, edge_ckpt, jsonl=out_json, overlay=out_mp4, topk=2, progress=False)
+    lines = [json.loads(line) for line in out_json.read_text().splitlines()]
+    assert [r["frame"] for r in lines] == list(range(8, 16))
+    assert set(lines[0]) == {"frame", "time", "top", "logits"}
+    assert lines[3]["time"] == pytest.approx(1.1)
+    assert len(lines[0]["top"]) == 2 and len(lines[0]["logits"]) == 5
+    # the same numbers from the decoded frames through the whole model
+    backend = open_backend(edge_ckpt)
+    prep = Preprocessor(backend.input_spec)
+    x = np.stack([prep(f) for f in decoded(video)])
+    ref = backend.full(x[None, 7:16])[0]
+    assert np.abs(np.array(lines[-1]["logits"]) - ref).max() <= 1e-5
+    frames = decoded(out_mp4)
+    assert len(frames) == 16 and frames[0].shape == (288, 416, 3)  # 72x104 scaled up x4 for legible text
+    assert summary["frames_in"] == 16 and summary["outputs"] == 8 and summary["frames_dropped"] == 0
+    assert summary["early_ms_p50"] > 0 and summary["later_ms_p95"] >= summary["later_ms_p50"]
+    assert not summary["interrupted"] and summary["overlay"] == str(out_mp4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "out.mp4"]  # no temp files left
+
+
+def test_overlay_draws_warmup_then_label(video, edge_ckpt, tmp_path):
+    from vidconv_edge.stream.outputs import overlay_text
+
+    from PIL import Image
+
+    run_stream(video, edge_ckpt, overlay=tmp_path / "o.mp4", progress=False)
+    frames = decoded(tmp_path / "o.mp4")
+    for f, p in zip(frames, decoded(video)):
+        plain = np.asarray(Image.fromarray(p).resize((416, 288), Image.BILINEAR)).astype(float)
+        assert np.abs(f[:40, :100] - plain[:40, :100]).mean() > 20  # the text box is drawn on every frame
+        assert np.abs(f[-100:, -100:] - plain[-100:, -100:]).mean() < 8  # the rest is the frame itself
+    assert overlay_text(None, (3, 9), 12.34) == ["warming up 3/9", "12.3 fps"]
+
+
+class _InterruptAfter(Source):
+    """A source of ``n`` frames that then raises KeyboardInterrupt (like Ctrl-C)."""
+
+    name = "interrupting"
+
+    def __init__(self, n: int):
+        self.n = n
+        self.fps = 10.0
+
+    def frames(self):
+        for i in range(self.n):
+            img = np.full((64, 64, 3), 20 * i, np.uint8)
+            yield Frame(i, i / 10, img)
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_still_finalises_jsonl_mp4_and_summary(edge_ckpt, tmp_path):
+    summary = run_stream(
+        _InterruptAfter(12), edge_ckpt, jsonl=tmp_path / "o.jsonl", overlay=tmp_path / "o.mp4", progress=False
+    )
+    assert summary["interrupted"] and summary["frames_in"] == 12 and summary["outputs"] == 4
+    lines = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in lines] == [8, 9, 10, 11]
+    assert len(decoded(tmp_path / "o.mp4")) == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jsonl", "o.mp4"]
+
+
+def test_cli_ctrl_c_exit_code_and_summary(edge_ckpt, tmp_path, monkeypatch, capsys):
+    import vidconv_edge.stream.run as run_mod
+
+    real_open = run_mod.open_source
+    monkeypatch.setattr(run_mod, "open_source", lambda spec: real_open(_InterruptAfter(10)))
+    rc = cli_main(["stream", str(edge_ckpt), "--source", "x", "--quiet", "--jsonl", str(tmp_path / "o.jsonl")])
+    assert rc == 130
+    assert "stream summary" in capsys.readouterr().out
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 2
+
+
+def test_failure_leaves_no_partial_files(edge_ckpt, tmp_path):
+    class Broken(Source):
+        name = "broken"
+
+        def frames(self):
+            yield Frame(0, 0.0, np.zeros((64, 64, 3), np.uint8))
+            raise RuntimeError("decoder crashed")
+
+    with pytest.raises(RuntimeError, match="decoder crashed"):
+        run_stream(Broken(), edge_ckpt, jsonl=tmp_path / "o.jsonl", overlay=tmp_path / "o.mp4", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pad_first_outputs_from_the_first_frame(video, edge_ckpt, tmp_path):
+    summary = run_stream(video, edge_ckpt, pad="first", stride=3, jsonl=tmp_path / "o.jsonl", progress=False)
+    frames = [json.loads(line)["frame"] for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert frames == [0, 3, 6, 9, 12, 15] and summary["outputs"] == 6
+
+
+# -- backends -------------------------------------------------------------------------------------
+
+
+def test_onnxruntime_backend_matches_torch(video, edge_ckpt, tmp_path):
+    from vidconv_edge.checkpoint import model_from_checkpoint
+    from vidconv_edge.export.onnx import export_onnx
+
+    model, ckpt = model_from_checkpoint(edge_ckpt)
+    for part in ("early", "later", "full"):
+        export_onnx(model, tmp_path / f"{part}.onnx", part=part, class_names=ckpt["class_names"])
+    ort_sum = run_stream(video, tmp_path, jsonl=tmp_path / "ort.jsonl", recompute=True, progress=False)
+    assert ort_sum["backend"] == "onnxruntime" and ort_sum["max_abs_diff"] <= 1e-5
+    run_stream(video, edge_ckpt, jsonl=tmp_path / "pt.jsonl", progress=False)
+    a = [json.loads(x) for x in (tmp_path / "ort.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (tmp_path / "pt.jsonl").read_text().splitlines()]
+    assert len(a) == len(b) == 8
+    assert max(np.abs(np.subtract(x["logits"], y["logits"])).max() for x, y in zip(a, b)) <= 1e-4
+    assert [x["top"][0][0] for x in a] == [y["top"][0][0] for y in b]
+    # the early file itself also works; --recompute without full.onnx says what is missing
+    (tmp_path / "full.onnx").unlink()
+    backend = open_backend(tmp_path / "early.onnx", "onnxruntime")
+    assert backend.class_names == CLASSES and backend.input_spec.layout == (3, 3)
+    with pytest.raises(UserError, match="needs the 'full' ONNX part"):
+        run_stream(video, backend, recompute=True, progress=False)
+    (tmp_path / "later.onnx").unlink()
+    with pytest.raises(UserError, match="needs the 'later' ONNX part"):
+        open_backend(tmp_path)
+
+
+def test_fpga_backends_say_what_is_missing(tmp_path):
+    with pytest.raises(UserError, match=r"backend finn-sim needs a build-fpga output folder \(report.json"):
+        open_backend(tmp_path, "finn-sim")
+    (tmp_path / "report.json").write_text("{}")
+    with pytest.raises(UserError, match="no runtime for executing build-fpga HW graphs"):
+        open_backend(tmp_path)  # inferred from report.json
+    with pytest.raises(UserError, match="backend pynq runs on the board only"):
+        open_backend(tmp_path, "pynq")
+
+
+def test_default_checkpoint_is_used_without_a_model(video, edge_ckpt, monkeypatch):
+    import vidconv_edge.assets as assets
+
+    monkeypatch.setattr(assets, "default_checkpoint", lambda: edge_ckpt)
+    summary = run_stream(video, progress=False)
+    assert summary["backend"] == "torch" and summary["model"] == "vic_edge" and summary["outputs"] == 8
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_stream_end_to_end(video, edge_ckpt, tmp_path, capsys):
+    rc = cli_main(
+        ["stream", str(edge_ckpt), "--source", str(video), "--stride", "2", "--jsonl", str(tmp_path / "o.jsonl"),
+         "--recompute", "--topk", "1", "--quiet", "--summary-json", str(tmp_path / "s.json")]
+    )  # fmt: skip
+    assert rc == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["outputs"] == 4 and summary["max_abs_diff"] <= 1e-5
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 4
+    assert "max_abs_diff" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--source", "{video}", "--backend", "tensorrt"], "unknown backend 'tensorrt'"),
+        (["--source", "/nonexistent/clip.mp4"], "video source not found: /nonexistent/clip.mp4"),
+        (["--source", "http://127.0.0.1:9/live.mp4"], "cannot open video source http://127.0.0.1:9/live.mp4"),
+        (["--source", "webcam:x"], "use webcam:N"),
+        (["--source", "ftp://host/x.mp4"], "unsupported URL scheme 'ftp'"),
+        (["--source", "{video}", "--pad", "last"], "unknown pad policy"),
+        (["--source", "{video}", "--backend", "finn-sim"], "needs a build-fpga output folder"),
+    ],
+)
+def test_cli_bad_input_exits_2(args, message, video, edge_ckpt, capsys):
+    rc = cli_main(["stream", str(edge_ckpt), *[a.format(video=video) for a in args], "--quiet"])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+
+
+def test_show_without_display_is_a_clear_error(video, edge_ckpt, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(UserError, match="--show needs a display"):
+        run_stream(video, edge_ckpt, show=True, progress=False)
+
+
+def test_bundled_sample_video():
+    from vidconv_edge.assets import sample_video
+
+    path = sample_video()
+    assert path.stat().st_size < 500_000
+    frames = decoded(path)
+    assert len(frames) == 90 and frames[0].shape == (96, 96, 3)

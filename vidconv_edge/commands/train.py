@@ -1,0 +1,161 @@
+"""``train``, ``eval`` and ``predict``: the command line over ``vidconv_edge.train``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model on a video dataset (DDP under torchrun)",
+        description="Train MODEL on the videos of DIR with a YAML recipe; writes last.pt, best.pt, "
+        "metrics.jsonl, curves.png and recipe.yaml into RUN. Run under `torchrun --nproc_per_node N` for DDP.",
+    )
+    p.add_argument("--model", required=True, help="registered model name (vidconv-edge models)")
+    p.add_argument("--data", required=True, metavar="DIR", help="data root: class folders and/or list files")
+    p.add_argument("--train-list", metavar="F", help="training list (MMAction2 .txt, Kinetics .csv, SSv2 .json)")
+    p.add_argument("--val-list", metavar="F", help="validation list (default: val.txt in DIR, else a stratified split)")
+    p.add_argument("--config", metavar="YAML", help="recipe file or shipped recipe name (e.g. vic_tiny_k400, edge)")
+    p.add_argument("--epochs", type=int, help="total epochs (default: the recipe's)")
+    p.add_argument("--out", required=True, metavar="RUN", help="output folder of the run")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN from its last.pt")
+    p.add_argument("--pretrained", metavar="FILE", help="initial weights: a vidconv-edge checkpoint or ImageNet ConvNeXt")
+    p.add_argument("--batch-size", type=int, metavar="B", help="clips per process and step (the recipe's batch is reached by accumulation)")
+    p.add_argument("--workers", type=int, metavar="N", help="data loading processes per training process")
+    p.add_argument("--seed", type=int, metavar="S", help="random seed (default: the recipe's)")
+    p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs of this run (the schedule still spans --epochs); continue with --resume")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint: top-1/top-5/mean class accuracy, confusion matrix",
+        description="Evaluate CHECKPOINT (default: the bundled vic_edge model) on the validation videos of DIR.",
+    )
+    p.add_argument("checkpoint", nargs="?", help="checkpoint (.pt); default: the bundled vic_edge model")
+    p.add_argument("--data", required=True, metavar="DIR", help="data root")
+    p.add_argument("--list", metavar="F", help="list of the videos to evaluate (default: the validation split of DIR)")
+    p.add_argument("--views", metavar="CxS", help="clips x crops per video, e.g. 4x1, 1x3, 10x3 (default: the recipe's)")
+    p.add_argument("--order", choices=("normal", "reverse", "shuffle"), default="normal", help="frame order test (paper Table 10)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="B")
+    p.add_argument("--workers", type=int, default=0, metavar="N")
+    p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (top1, top5, mean_class_acc as fractions)")
+    p.add_argument("--out", metavar="DIR", help="write metrics.json and confusion.png here")
+    p.set_defaults(handler=_eval)
+
+    p = sub.add_parser(
+        "predict",
+        help="top-k labels for one video file",
+        description="Classify VIDEO with CHECKPOINT (default: the bundled vic_edge model).",
+    )
+    p.add_argument("checkpoint", nargs="?", help="checkpoint (.pt); default: the bundled vic_edge model")
+    p.add_argument("video", help="video file or frame folder")
+    p.add_argument("--topk", type=int, default=5, metavar="K")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_predict)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from vidconv_edge.train import load_recipe, train
+
+    recipe = load_recipe(args.config)
+    metrics = train(
+        recipe,
+        args.data,
+        args.out,
+        args.model,
+        epochs=args.epochs,
+        resume=args.resume,
+        pretrained=args.pretrained,
+        train_list=args.train_list,
+        val_list=args.val_list,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        seed=args.seed,
+        stop_after=args.stop_after,
+        device=args.device,
+    )
+    if args.json and int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(metrics))
+    return 0
+
+
+def _checkpoint(path: str | None) -> Path:
+    from vidconv_edge.assets import default_checkpoint
+
+    return Path(path) if path else default_checkpoint()
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from vidconv_edge.checkpoint import model_from_checkpoint
+    from vidconv_edge.io import atomic_path
+    from vidconv_edge.train.eval_data import eval_dataset, parse_views
+    from vidconv_edge.train.evaluate import evaluate
+    from vidconv_edge.train.metrics import plot_confusion
+
+    model, ckpt = model_from_checkpoint(_checkpoint(args.checkpoint))
+    views = parse_views(args.views) if args.views else None
+    dataset = eval_dataset(args.data, ckpt, args.list, views)
+    multilabel = bool((ckpt.get("recipe") or {}).get("train", {}).get("multilabel", False))
+    result = evaluate(
+        model, dataset, views=dataset.views, order=args.order, batch_size=args.batch_size, multilabel=multilabel,
+        workers=args.workers, device=args.device, progress=not args.json,
+    )  # fmt: skip
+    result = {"model": ckpt["model"], "checkpoint": str(_checkpoint(args.checkpoint)), **result}
+    if args.out:
+        out = Path(args.out)
+        with atomic_path(out / "metrics.json") as tmp:
+            tmp.write_text(json.dumps(result, indent=1))
+        if result["confusion"] is not None:
+            plot_confusion(result["confusion"], list(ckpt["class_names"]), out / "confusion.png")
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "confusion"}))
+        return 0
+    _print_eval(result, list(ckpt["class_names"]))
+    return 0
+
+
+def _print_eval(result: dict, class_names: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result['model']} on {result['num_samples']} videos ({result['views']} views, {result['order']} order)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("top1", "top5", "mean_class_acc", "mAP"):
+        if key in result:
+            table.add_row(key, f"{100 * result[key]:.2f}%")
+    table.add_row("loss", f"{result['loss']:.4f}")
+    console = Console()
+    console.print(table)
+    if result["confusion"] is not None and len(class_names) <= 20:
+        conf = Table(title="confusion (rows: true, columns: predicted)")
+        conf.add_column("")
+        for i in range(len(class_names)):
+            conf.add_column(str(i), justify="right")
+        for i, row in enumerate(result["confusion"]):
+            conf.add_row(f"{i} {class_names[i]}", *[str(v) if v else "." for v in row])
+        console.print(conf)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from vidconv_edge.checkpoint import model_from_checkpoint
+    from vidconv_edge.train.eval_data import checkpoint_recipe
+    from vidconv_edge.train.evaluate import predict
+
+    model, ckpt = model_from_checkpoint(_checkpoint(args.checkpoint))
+    top = predict(model, list(ckpt["class_names"]), args.video, args.topk, checkpoint_recipe(ckpt).data, args.device)
+    if args.json:
+        print(json.dumps({"video": args.video, "model": ckpt["model"], "predictions": [{"label": l, "prob": p} for l, p in top]}))
+        return 0
+    width = max(len(label) for label, _ in top)
+    for label, prob in top:
+        print(f"{label:<{width}}  {100 * prob:6.2f}%")
+    return 0

@@ -1,0 +1,197 @@
+"""``VideoClipDataset``: items -> (uint8 clip (T, 3, S, S) or (V, T, 3, S, S), label), and ``build_datasets``."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vidconv_edge.data.annotations import Item, load_split
+from vidconv_edge.data.decode import VideoReadError, read_frames, video_info
+from vidconv_edge.data.sampling import FrameSampler
+from vidconv_edge.data.transforms import ClipTransform, TransformOptions, flip_map_from_names
+from vidconv_edge.errors import UserError
+
+ORDERS = ("normal", "reverse", "shuffle")
+
+
+class CorruptVideoWarning(UserWarning):
+    """A video could not be read and was skipped."""
+
+
+class VideoClipDataset(Dataset):
+    """Clips of ``clip_len`` frames at ``size`` x ``size`` from video files or frame folders.
+
+    Train: one randomly sampled and augmented clip. Eval: ``views = (clips, crops)`` fixed views;
+    (1, 1) gives (T, 3, S, S), anything else (clips * crops, T, 3, S, S), clip-major.
+    ``order`` permutes the sampled frames (the frame-order test): normal, reverse or shuffle.
+    Unreadable videos are skipped with a ``CorruptVideoWarning`` (another video is returned) and
+    counted in ``failures`` (shared by DataLoader workers); if every video fails, a UserError.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        root: str | os.PathLike | None = None,
+        clip_len: int = 9,
+        size: int = 96,
+        train: bool = True,
+        sampling: str = "vidconv",
+        stride_range: tuple[int, int] = (8, 12),
+        test_stride: float | None = None,
+        views: tuple[int, int] = (1, 1),
+        flip: bool = True,
+        flip_map: dict[int, int] | None = None,
+        randaugment: tuple[int, float] | None = None,
+        short_side: int | None = None,
+        scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
+        random_crop: bool = False,
+        order: str = "normal",
+        seed: int = 0,
+    ):
+        self.items = [(str(p), int(y)) for p, y in items]
+        self.root = Path(root) if root is not None else None
+        self.train = train
+        clips, crops = (1, 1) if train else tuple(views)
+        if order not in ORDERS:
+            raise UserError(f"unknown frame order '{order}'; choose one of {', '.join(ORDERS)}")
+        self.order, self.seed, self.views = order, seed, (clips, crops)
+        self.sampler = FrameSampler(clip_len, train, sampling, tuple(stride_range), test_stride, clips)
+        opts = TransformOptions(
+            short_side=short_side, scales=tuple(scales), random_crop=random_crop, flip=flip,
+            flip_map=dict(flip_map or {}), randaugment=tuple(randaugment) if randaugment else None, crops=crops,
+        )  # fmt: skip
+        self.transform = ClipTransform(size, train, opts)
+        self._failed = torch.zeros(len(self.items), dtype=torch.bool).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def failures(self) -> int:
+        """How many distinct videos failed to read so far (in this process and its workers)."""
+        return int(self._failed.sum())
+
+    @property
+    def failed_paths(self) -> list[str]:
+        return [self.path(i) for i in torch.nonzero(self._failed).flatten().tolist()]
+
+    def path(self, i: int) -> str:
+        p = Path(self.items[i][0])
+        return str(self.root / p if self.root is not None and not p.is_absolute() else p)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        n = len(self.items)
+        last_error: VideoReadError | None = None
+        for k in range(n):
+            j = (i + k) % n
+            if self._failed[j]:
+                continue
+            try:
+                return self.load(j, self._rng(j))
+            except VideoReadError as e:
+                self._failed[j] = True
+                last_error = e
+                warnings.warn(f"skipping unreadable video ({self.failures} so far): {e}", CorruptVideoWarning, stacklevel=2)
+        detail = f"; last error: {last_error}" if last_error else ""
+        raise UserError(f"all {n} videos of the dataset failed to read{detail}")
+
+    def load(self, i: int, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, int]:
+        """Item ``i`` without skipping: raises VideoReadError if its video cannot be read."""
+        rng = rng if rng is not None else self._rng(i)
+        path, label = self.path(i), self.items[i][1]
+        idx = self.sampler.sample(video_info(path).num_frames, rng)  # (clips, T)
+        if self.order == "reverse":
+            idx = idx[:, ::-1]
+        elif self.order == "shuffle":
+            idx = np.stack([row[rng.permutation(len(row))] for row in idx])
+        frames = torch.from_numpy(read_frames(path, idx.reshape(-1))).permute(0, 3, 1, 2)
+        clips = frames.reshape(idx.shape[0], idx.shape[1], *frames.shape[1:])
+        if self.train:
+            return self.transform(clips[0], label, rng)
+        views = [self.transform(c, label)[0] for c in clips]
+        if self.views == (1, 1):
+            return views[0], label
+        return torch.cat([v if v.dim() == 5 else v[None] for v in views]), label
+
+    def _rng(self, i: int) -> np.random.Generator:
+        if self.train:  # from torch's RNG: seeded per DataLoader worker, saved/restored with checkpoints
+            return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        return np.random.default_rng([self.seed, i])
+
+
+_OPTION_KEYS = {
+    "sampling", "stride_range", "test_stride", "flip", "flip_map", "randaugment", "short_side",
+    "scales", "random_crop", "val_views", "val_order", "val_fraction", "seed",
+}  # fmt: skip
+
+
+def build_datasets(
+    data_dir: str | os.PathLike,
+    input_spec: Any,
+    train_list: str | os.PathLike | None = None,
+    val_list: str | os.PathLike | None = None,
+    **options: Any,
+) -> tuple[VideoClipDataset, VideoClipDataset, list[str]]:
+    """(train dataset, val dataset, class names) for ``data_dir`` and a model's input spec.
+
+    ``input_spec``: an ``InputSpec``, a dict with ``frames`` and ``size``, or a (frames, size) tuple.
+    Options (the recipe): sampling ("vidconv" | "tsn"), stride_range, test_stride, flip,
+    flip_map ("auto" = from class names, a dict, or None), randaugment ((num_ops, magnitude) or None),
+    short_side, scales, random_crop, val_views ((clips, crops)), val_order, val_fraction, seed.
+    """
+    unknown = sorted(set(options) - _OPTION_KEYS)
+    if unknown:
+        raise UserError(f"unknown data option(s) {unknown}; known: {', '.join(sorted(_OPTION_KEYS))}")
+    frames, size = _frames_size(input_spec)
+    seed = int(options.get("seed", 0))
+    train_items, val_items, names = load_split(data_dir, train_list, val_list, options.get("val_fraction", 0.2), seed)
+    if not train_items:
+        raise UserError(f"{data_dir}: no training videos")
+    flip_map = options.get("flip_map", "auto")
+    if flip_map == "auto":
+        flip_map = flip_map_from_names(names)
+    common = dict(
+        clip_len=frames, size=size, sampling=options.get("sampling", "vidconv"),
+        stride_range=tuple(options.get("stride_range", (8, 12))), test_stride=options.get("test_stride"),
+        short_side=options.get("short_side"), seed=seed,
+    )  # fmt: skip
+    if "scales" in options:
+        common["scales"] = tuple(options["scales"])
+    train_ds = VideoClipDataset(
+        train_items, train=True, flip=bool(options.get("flip", True)), flip_map=flip_map,
+        randaugment=options.get("randaugment"), random_crop=bool(options.get("random_crop", False)), **common,
+    )  # fmt: skip
+    val_ds = VideoClipDataset(
+        val_items, train=False, views=tuple(options.get("val_views", (1, 1))), order=options.get("val_order", "normal"), **common
+    )
+    return train_ds, val_ds, names
+
+
+def load_test_clip(path: str | os.PathLike, input_spec: Any, views: tuple[int, int] = (1, 1), **options: Any) -> torch.Tensor:
+    """The evaluation clip(s) of one video, uint8 (T, 3, S, S) or (V, T, 3, S, S); raises VideoReadError.
+
+    ``options`` are ``build_datasets``'s recipe options (sampling, stride_range, test_stride,
+    short_side, ...); pass the training recipe's so the clip matches what the model saw in validation.
+    Options that only concern training or the split are ignored.
+    """
+    unknown = sorted(set(options) - _OPTION_KEYS)
+    if unknown:
+        raise UserError(f"unknown data option(s) {unknown}; known: {', '.join(sorted(_OPTION_KEYS))}")
+    frames, size = _frames_size(input_spec)
+    keep = {k: options[k] for k in ("sampling", "stride_range", "test_stride", "short_side", "scales") if options.get(k) is not None}
+    ds = VideoClipDataset([(str(path), 0)], clip_len=frames, size=size, train=False, views=views, **keep)
+    return ds.load(0)[0]
+
+
+def _frames_size(spec: Any) -> tuple[int, int]:
+    if isinstance(spec, dict):
+        return int(spec["frames"]), int(spec["size"])
+    if isinstance(spec, (tuple, list)):
+        return int(spec[0]), int(spec[1])
+    return int(spec.frames), int(spec.size)

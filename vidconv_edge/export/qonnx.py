@@ -1,0 +1,79 @@
+"""QONNX export of a Brevitas model (for FINN), and its check against the Brevitas model.
+
+``export_qonnx(qmodel, path, part)``: Brevitas ``export_qonnx`` (TorchScript exporter, static batch 1),
+qonnx ``cleanup_model`` (shape/datatype inference, constant folding, unique names), the plain-2D check,
+vidconv-edge metadata (``format: qonnx``, bit widths, ``input_is_uint8``).
+For FINN use the ``early`` and ``later`` parts: the ``full`` part has a 5D clip input, which FINN's
+layout inference does not take.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from vidconv_edge.errors import UserError
+from vidconv_edge.export.checks import check_plain_2d
+from vidconv_edge.export.onnx import GraphSummary, attach_metadata, export_metadata, read_metadata, summarize
+from vidconv_edge.export.parts import part_module
+from vidconv_edge.io import atomic_path
+from vidconv_edge.quant.model import is_quant_model, quant_metadata
+
+FORMAT = "qonnx"
+
+
+def require_quant_model(model: torch.nn.Module, what: str) -> None:
+    if not is_quant_model(model):
+        raise UserError(
+            f"{what} needs a quantized model, got the float '{getattr(model, 'name', type(model).__name__)}': "
+            "quantize it first with `vidconv-edge quantize`"
+        )
+
+
+def _brevitas_export(exporter, qmodel: torch.nn.Module, path: Path, part: str) -> None:
+    module, example, in_names, out_names = part_module(qmodel.eval(), part)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        exporter(module, args=example, export_path=str(path), dynamo=False, input_names=in_names, output_names=out_names)
+
+
+def export_qonnx(
+    qmodel: torch.nn.Module, path: str | os.PathLike, part: str = "full", class_names: list[str] | None = None
+) -> GraphSummary:
+    """Export ``part`` (full | early | later) of a Brevitas model to a cleaned-up QONNX file at ``path``."""
+    from brevitas.export import export_qonnx as brevitas_export_qonnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    require_quant_model(qmodel, "QONNX export")
+    with atomic_path(path) as tmp:
+        _brevitas_export(brevitas_export_qonnx, qmodel, tmp, part)
+        proto = cleanup_model(ModelWrapper(str(tmp))).model
+        check_plain_2d(proto)
+        meta = export_metadata(qmodel, part, class_names, format=FORMAT, quant=quant_metadata(qmodel), input_is_uint8=True)
+        attach_metadata(proto, meta)
+        onnx.save(proto, str(tmp))
+    return summarize(path, part)
+
+
+def read_qonnx_metadata(path: str | os.PathLike) -> dict:
+    """The metadata of a QONNX file written by :func:`export_qonnx`; UserError for anything else."""
+    meta = read_metadata(path)
+    if meta.get("format") != FORMAT or "quant" not in meta:
+        raise UserError(f"{path} is not a QONNX export of a quantized model (format '{meta.get('format', 'onnx')}')")
+    return meta
+
+
+def run_qonnx(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
+    """Execute a QONNX file with qonnx's executor (the reference FINN checks against); first output."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    model = ModelWrapper(str(path))
+    inp, out = model.graph.input[0].name, model.graph.output[0].name
+    return np.concatenate([execute_onnx(model, {inp: x[i : i + 1]})[out] for i in range(len(x))])

@@ -1,0 +1,113 @@
+"""Quantized models from float ones, and quantized checkpoints (told apart from float ones by the ``quant`` key)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from vidconv_edge.errors import UserError
+from vidconv_edge.models import VideoClassifier, create_model
+from vidconv_edge.models.sevnet import SEVNet
+from vidconv_edge.models.vidconv import VidConv
+from vidconv_edge.quant.bits import QuantBits
+
+QUANT_KEY = "quant"
+
+
+def is_quant_model(model: nn.Module) -> bool:
+    return bool(getattr(model, "input_is_uint8", False)) and hasattr(model, "bits")
+
+
+def is_quant_checkpoint(ckpt: dict) -> bool:
+    return QUANT_KEY in ckpt
+
+
+def build_quant_model(float_model: VideoClassifier, bits: QuantBits) -> VideoClassifier:
+    """An (uncalibrated) quantized model of the same config as ``float_model``, without weights."""
+    from vidconv_edge.quant.sevnet import QuantSEVNet
+    from vidconv_edge.quant.vidconv import QuantVidConv
+
+    if isinstance(float_model, VidConv):
+        return QuantVidConv(float_model.cfg, bits, float_model.name)
+    if isinstance(float_model, SEVNet):
+        return QuantSEVNet(float_model.cfg, bits, float_model.name)
+    raise UserError(f"model '{getattr(float_model, 'name', type(float_model).__name__)}' has no quantized version")
+
+
+def quantize_model(float_model: VideoClassifier, bits: QuantBits | None = None) -> VideoClassifier:
+    """The Brevitas model of ``float_model`` with its weights loaded (normalisation and alpha folded)."""
+    qmodel = build_quant_model(float_model, bits or QuantBits())
+    qmodel.load_float_state_dict(float_model.state_dict())
+    return qmodel.train(float_model.training)
+
+
+def quant_metadata(qmodel: VideoClassifier) -> dict:
+    """The checkpoint's ``quant`` entry: bit widths per part, the pixel input, the float input spec."""
+    return {
+        **qmodel.bits.to_dict(),
+        "input_is_uint8": True,
+        "float_input_spec": qmodel.float_input_spec.to_dict(),
+    }
+
+
+def save_quant_checkpoint(path: str | os.PathLike, qmodel: VideoClassifier, class_names=None, **extra) -> Path:
+    return save_checkpoint(path, qmodel, class_names, **{QUANT_KEY: quant_metadata(qmodel)}, **extra)
+
+
+def require_float_checkpoint(ckpt: dict, path: str | os.PathLike | None = None) -> None:
+    if is_quant_checkpoint(ckpt):
+        bits = QuantBits.from_dict(ckpt[QUANT_KEY]).label()
+        raise UserError(
+            f"{path or 'the checkpoint'} is a quantized ({bits}) checkpoint; this needs a float checkpoint "
+            "(the one given to `vidconv-edge quantize`)"
+        )
+
+
+def require_quant_checkpoint(ckpt: dict, path: str | os.PathLike | None = None) -> None:
+    if not is_quant_checkpoint(ckpt):
+        raise UserError(
+            f"{path or 'the checkpoint'} is a float checkpoint; this needs a quantized one: "
+            "make it with `vidconv-edge quantize CHECKPOINT --data DIR --out RUN`"
+        )
+
+
+def float_model_from_checkpoint(ckpt: dict | str | os.PathLike) -> tuple[VideoClassifier, dict]:
+    """The float model of a float checkpoint; UserError for a quantized one."""
+    path = None if isinstance(ckpt, dict) else ckpt
+    if path is not None:
+        ckpt = load_checkpoint(path)
+    require_float_checkpoint(ckpt, path)
+    return model_from_checkpoint(ckpt)
+
+
+def quant_model_from_checkpoint(ckpt: dict | str | os.PathLike) -> tuple[VideoClassifier, dict]:
+    """The quantized model of a quantized checkpoint (eval mode); UserError for a float one."""
+    path = None if isinstance(ckpt, dict) else ckpt
+    if path is not None:
+        ckpt = load_checkpoint(path)
+    require_quant_checkpoint(ckpt, path)
+    float_model = create_model(ckpt["model"], **ckpt["config"])
+    qmodel = build_quant_model(float_model, QuantBits.from_dict(ckpt[QUANT_KEY]))
+    try:
+        qmodel.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise UserError(f"quantized weights do not match model '{ckpt['model']}': {str(e).splitlines()[0]}") from e
+    return qmodel.eval(), ckpt
+
+
+def any_model_from_checkpoint(path: str | os.PathLike) -> tuple[VideoClassifier, dict]:
+    """Float or quantized, whichever the checkpoint holds (for eval)."""
+    ckpt = load_checkpoint(path)
+    if is_quant_checkpoint(ckpt):
+        return quant_model_from_checkpoint(ckpt)
+    return model_from_checkpoint(ckpt)
+
+
+@torch.no_grad()
+def pixels(clips_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 clips -> the float pixel values 0..255 a quantized model takes."""
+    return clips_uint8.float()

@@ -1,0 +1,142 @@
+"""``quantize``: float checkpoint -> calibrated (PTQ) quantized checkpoint -> optional QAT, with accuracy and
+per-layer error reports. Files in ``out_dir``: ``calibrated.pt``, (QAT) ``last.pt``/``best.pt``/``metrics.jsonl``,
+``quantized.pt`` (the final quantized checkpoint), ``quant_summary.json``, (``report``) ``layer_errors.json``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint
+from vidconv_edge.errors import UserError
+from vidconv_edge.io import atomic_path
+from vidconv_edge.quant.bits import QuantBits, describe
+from vidconv_edge.quant.calibrate import calibrate
+from vidconv_edge.quant.model import quantize_model, require_float_checkpoint, save_quant_checkpoint
+
+CALIBRATED, FINAL, SUMMARY, LAYERS = "calibrated.pt", "quantized.pt", "quant_summary.json", "layer_errors.json"
+
+
+def _datasets(data_dir, spec, class_names: list[str], seed: int):
+    from vidconv_edge.data import build_datasets
+
+    train_ds, val_ds, names = build_datasets(data_dir, spec, seed=seed)
+    if list(names) != list(class_names):
+        raise UserError(
+            f"{data_dir} has other classes ({len(names)}: {', '.join(names[:5])}...) than the checkpoint "
+            f"({len(class_names)}: {', '.join(class_names[:5])}...)"
+        )
+    return train_ds, val_ds, names
+
+
+def _pixel_batches(dataset, batch_size: int, limit: int | None) -> list[torch.Tensor]:
+    """uint8 clips -> float pixel values 0..255 (what the quantized model takes)."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    return [clips.float() for clips, _ in itertools.islice(loader, limit)]
+
+
+def _top1(model, dataset, batch_size: int, progress: bool) -> float:
+    from vidconv_edge.train.evaluate import evaluate
+
+    return float(evaluate(model, dataset, batch_size=batch_size, device="cpu", progress=progress)["top1"])
+
+
+def quantize(
+    checkpoint: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    epochs: int = 0,
+    calib_batches: int = 8,
+    bits: QuantBits | None = None,
+    batch_size: int = 4,
+    bias_correction: bool = False,
+    report: bool = False,
+    lr: float = 1e-4,
+    resume: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Calibrate (PTQ) the float model of ``checkpoint`` on ``data_dir``, then fine-tune (QAT) ``epochs`` epochs.
+
+    Returns a summary: bit widths, float / calibrated / QAT val top-1, files written, worst layers.
+    """
+    if calib_batches < 1:
+        raise UserError(f"calib-batches must be >= 1, got {calib_batches}")
+    if epochs < 0:
+        raise UserError(f"epochs must be >= 0, got {epochs}")
+    bits = bits or QuantBits()
+    ckpt = load_checkpoint(checkpoint)
+    require_float_checkpoint(ckpt, checkpoint)
+    float_model, _ = model_from_checkpoint(ckpt)
+    class_names = list(ckpt["class_names"])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_ds, val_ds, _ = _datasets(data_dir, float_model.input_spec, class_names, seed)
+
+    torch.manual_seed(seed)
+    if resume and (out / CALIBRATED).is_file():
+        from vidconv_edge.quant.model import quant_model_from_checkpoint
+
+        qmodel, _ = quant_model_from_checkpoint(out / CALIBRATED)
+        n_calib = None
+    else:
+        qmodel = quantize_model(float_model.eval(), bits).eval()
+        n_calib = calibrate(qmodel, _pixel_batches(train_ds, batch_size, calib_batches), bias_correction, progress)
+        save_quant_checkpoint(out / CALIBRATED, qmodel, class_names, calib_batches=n_calib, bias_correction=bias_correction)
+    summary: dict = {
+        "model": float_model.name,
+        "bits": describe(qmodel.bits),
+        "checkpoint": str(checkpoint),
+        "calib_batches": n_calib,
+        "bias_correction": bias_correction,
+        "val_videos": len(val_ds),
+        "float_top1": _top1(float_model, val_ds, batch_size, progress),
+        "ptq_top1": _top1(qmodel, val_ds, batch_size, progress),
+    }
+    final = out / CALIBRATED
+    if epochs:
+        from vidconv_edge.quant.qat import run_qat
+
+        recipe = _recipe_of(ckpt)
+        fit = run_qat(qmodel, (train_ds, val_ds, class_names), out, epochs, recipe, lr, batch_size, resume, progress=progress)
+        summary["qat"] = {k: fit[k] for k in ("epochs_done", "best_top1", "best_epoch") if k in fit}
+        from vidconv_edge.quant.model import quant_model_from_checkpoint
+
+        final = out / "best.pt"
+        qmodel, _ = quant_model_from_checkpoint(final)
+        summary["qat_top1"] = _top1(qmodel, val_ds, batch_size, progress)
+    shutil.copyfile(final, out / FINAL)
+    summary["quant_top1"] = summary.get("qat_top1", summary["ptq_top1"])
+    summary["top1_drop"] = summary["float_top1"] - summary["quant_top1"]
+    summary["files"] = {"quantized": str(out / FINAL), "calibrated": str(out / CALIBRATED)}
+    if report:
+        from vidconv_edge.data.transforms import normalize
+        from vidconv_edge.quant.report import layer_errors, worst_layers, write_layer_report
+
+        loader = DataLoader(val_ds, batch_size=batch_size, shuffle=False, num_workers=0)
+        clips = [c for c, _ in itertools.islice(loader, calib_batches)]
+        spec = float_model.input_spec
+        rows = layer_errors(float_model, qmodel, [normalize(c, spec.mean, spec.std) for c in clips], [c.float() for c in clips])
+        write_layer_report(rows, out / LAYERS)
+        summary["layers"] = rows
+        summary["worst_layers"] = [r["layer"] for r in worst_layers(rows)]
+        summary["files"]["layer_errors"] = str(out / LAYERS)
+    with atomic_path(out / SUMMARY) as tmp:
+        tmp.write_text(json.dumps({k: v for k, v in summary.items() if k != "layers"}, indent=2))
+    return summary
+
+
+def _recipe_of(ckpt: dict):
+    from vidconv_edge.train.config import recipe_from_dict
+
+    if "recipe" not in ckpt:
+        return None
+    data = {k: v for k, v in ckpt["recipe"].items() if k not in ("name",)}
+    return recipe_from_dict(data, ckpt["recipe"].get("name", "default"))

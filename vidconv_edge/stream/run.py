@@ -1,0 +1,163 @@
+"""``run_stream``: source -> preprocess (decode thread) -> engine -> JSONL / overlay MP4 / window -> summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from vidconv_edge.stream.backends import Backend, open_backend
+from vidconv_edge.stream.engine import Prediction, StreamEngine, Timings
+from vidconv_edge.stream.outputs import JsonlWriter, LiveWindow, OverlayWriter, overlay_text
+from vidconv_edge.stream.preprocess import Preprocessor
+from vidconv_edge.stream.sources import FrameReader, Source, open_source
+
+log = logging.getLogger("vidconv_edge.stream")
+
+
+class _Fps:
+    """Frames per second over a sliding window of the last ``n`` frames."""
+
+    def __init__(self, n: int = 30):
+        self.n, self.stamps = n, []
+
+    def tick(self) -> float | None:
+        self.stamps = (self.stamps + [time.perf_counter()])[-self.n :]
+        if len(self.stamps) < 2:
+            return None
+        return (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0])
+
+
+def run_stream(
+    source: str | os.PathLike | Source,
+    model: str | os.PathLike | Backend | None = None,
+    backend: str | None = None,
+    stride: int = 1,
+    pad: str = "none",
+    topk: int = 5,
+    jsonl: str | os.PathLike | None = None,
+    overlay: str | os.PathLike | None = None,
+    show: bool = False,
+    recompute: bool = False,
+    progress: bool = True,
+    on_prediction: Callable[[Prediction], None] | None = None,
+) -> dict:
+    """Stream ``source`` through ``model`` and return the summary dict.
+
+    ``model``: a checkpoint, an ONNX early part or folder, a build-fpga folder, a ready
+    :class:`Backend`, or None for the bundled default checkpoint. ``backend`` is inferred from
+    ``model`` when None. Ctrl-C (KeyboardInterrupt) stops cleanly: the JSONL and MP4 written so
+    far are finalised and the summary has ``interrupted: True``.
+    """
+    be = model if isinstance(model, Backend) else open_backend(model, backend)
+    engine = StreamEngine(be, stride=stride, pad=pad, topk=topk, recompute=recompute)
+    window = LiveWindow() if show else None
+    src = open_source(source)
+    reader = FrameReader(src, Preprocessor(be.input_spec)).start()
+    writers: list = []
+    ok, interrupted, frames_in = False, False, 0
+    fps_meter, last = _Fps(), None
+    t_start = time.perf_counter()
+    try:
+        json_out = JsonlWriter(jsonl) if jsonl else None
+        writers.append(json_out)
+        video_out = OverlayWriter(overlay, src.fps) if overlay else None
+        writers.append(video_out)
+        bar = _progress_bar(progress, src)
+        try:
+            for frame, x in reader:
+                pred = engine.push(x, frame.index, frame.time)
+                frames_in += 1
+                fps = fps_meter.tick()
+                if pred is not None:
+                    last = pred
+                    if json_out:
+                        json_out.write(pred)
+                    if on_prediction:
+                        on_prediction(pred)
+                if video_out or window:
+                    lines = overlay_text(last, engine.warmup, fps)
+                    if video_out:
+                        video_out.write(frame.image, lines)
+                    if window and not window.show(frame.image, lines):
+                        interrupted = True  # 'q' / Esc in the window
+                        break
+                if bar is not None:
+                    bar.update(1)
+        except KeyboardInterrupt:
+            interrupted = True
+            log.warning("interrupted: finishing the outputs written so far")
+        finally:
+            if bar is not None:
+                bar.close()
+        ok = True
+    finally:
+        reader.stop()
+        for w in writers:
+            if w is not None:
+                w.close(ok)
+        if window:
+            window.close()
+    elapsed = time.perf_counter() - t_start
+    return _summary(be, engine, src, reader, frames_in, elapsed, interrupted, jsonl, overlay, writers)
+
+
+def _progress_bar(enabled: bool, src: Source):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=src.total, unit="frame", desc="stream", leave=False, dynamic_ncols=True)
+
+
+def _summary(be, engine, src, reader, frames_in, elapsed, interrupted, jsonl, overlay, writers) -> dict:
+    early = Timings.percentiles(engine.timings.early)
+    later = Timings.percentiles(engine.timings.later)
+    overlay_written = overlay is not None and writers[1] is not None and writers[1].frames > 0
+    summary = {
+        "source": src.name,
+        "live": src.live,
+        "backend": be.name,
+        "model": be.model_name,
+        "frames_in": frames_in,
+        "frames_dropped": reader.dropped,
+        "frames_corrupt": src.corrupt,
+        "outputs": len(engine.timings.later),
+        "stride": engine.stride,
+        "pad": engine.pad,
+        "elapsed_s": round(elapsed, 3),
+        "fps": round(frames_in / elapsed, 2) if elapsed > 0 else None,
+        "early_ms_p50": early[0],
+        "early_ms_p95": early[1],
+        "later_ms_p50": later[0],
+        "later_ms_p95": later[1],
+        "interrupted": interrupted,
+        "jsonl": str(Path(jsonl)) if jsonl else None,
+        "overlay": str(Path(overlay)) if overlay_written else None,
+    }
+    if engine.recompute:
+        full = Timings.percentiles(engine.timings.full)
+        summary.update(recompute_ms_p50=full[0], recompute_ms_p95=full[1], max_abs_diff=engine.max_abs_diff)
+    return summary
+
+
+def print_summary(summary: dict, console=None) -> None:
+    """The summary as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title="stream summary", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1e-2 else f"{v:.2f}"
+        return "-" if v is None else str(v)
+
+    for key, value in summary.items():
+        table.add_row(key, fmt(value))
+    console.print(table)
