@@ -34,6 +34,7 @@ def make_sample_video(out: Path = OUT, seed: int = 7) -> Path:
         for img in np.concatenate(clips):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         container.mux(stream.encode(None))
+    out.chmod(0o644)  # package data: readable by every user (temp files are created 0600)
     return out
 
 

@@ -17,3 +17,13 @@ def default_checkpoint() -> Path:
             "pass a checkpoint or rebuild it with: python -m vidconv_edge.train.default_model"
         )
     return DEFAULT_CHECKPOINT
+
+
+SAMPLE_VIDEO = Path(__file__).resolve().parent / "sample.mp4"
+
+
+def sample_video() -> Path:
+    """The bundled sample video (90 frames, 96x96, five synthetic motions; scripts/make_sample_video.py)."""
+    if not SAMPLE_VIDEO.is_file():
+        raise UserError(f"the bundled sample video is missing ({SAMPLE_VIDEO}); rebuild it: python scripts/make_sample_video.py")
+    return SAMPLE_VIDEO

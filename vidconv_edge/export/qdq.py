@@ -116,20 +116,29 @@ def read_qdq_metadata(path: str | os.PathLike) -> dict:
     return meta
 
 
-def ort_session(path: str | os.PathLike, threads: int = 1, optimized_path: str | os.PathLike | None = None):
+def ort_session(
+    path: str | os.PathLike, threads: int = 1, optimized_path: str | os.PathLike | None = None, optimize: bool = True
+):
+    """A CPU session; ``optimize=False`` runs the QDQ graph as written (float math, the reference semantics)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.log_severity_level = 3
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if optimized_path is not None:
         so.optimized_model_filepath = str(optimized_path)
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def run_ort(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
-    """Run an ONNX file (batch 1) on each item of ``x`` with ORT on CPU; first output, stacked."""
-    sess = ort_session(path)
+def run_ort(path: str | os.PathLike, x: np.ndarray, optimize: bool = True) -> np.ndarray:
+    """Run an ONNX file (batch 1) on each item of ``x`` with ORT on CPU; first output, stacked.
+
+    With ``optimize`` ORT fuses DQ -> op -> Q into int8 kernels (QLinearConv, ...), whose integer
+    requantization rounds differently from the float QDQ semantics: expect a few output steps of difference.
+    """
+    sess = ort_session(path, optimize=optimize)
     name = sess.get_inputs()[0].name
     return np.concatenate([sess.run(None, {name: x[i : i + 1].astype(np.float32)})[0] for i in range(len(x))])
 

@@ -20,11 +20,12 @@ from vidconv_edge.io import atomic_path
 SKIP = (nn.ReLU, nn.Identity, nn.Dropout, nn.Sequential, nn.ModuleList)
 
 
+# T's float output lacks alpha (folded into the quantized weights): compared as ``temporal`` instead.
 def _compared_names(float_model: nn.Module, qmodel: nn.Module) -> list[str]:
     qnames = dict(qmodel.named_modules())
     names = []
     for name, fm in float_model.named_modules():
-        if not name or name not in qnames or isinstance(fm, SKIP) or name.endswith(".tile"):
+        if not name or name not in qnames or isinstance(fm, SKIP) or name.endswith((".tile", ".temporal.conv")):
             continue
         names.append(name)
     return names
@@ -97,7 +98,7 @@ def print_layer_report(rows: list[dict], title: str = "per-layer quantization er
     worst = {r["layer"] for r in worst_layers(rows)}
     table = Table(title=title)
     for col in ("layer", "type", "part", "SQNR dB", "rel RMSE", "max |err|", "cosine"):
-        table.add_column(col, justify="left" if col in ("layer", "type", "part") else "right")
+        table.add_column(col, justify="left" if col in ("layer", "type", "part") else "right", no_wrap=True)
     for r in rows:
         style = "bold red" if r["layer"] in worst else None
         table.add_row(

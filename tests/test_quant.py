@@ -1,0 +1,322 @@
+"""Quantized edge models (Brevitas), QONNX / QDQ export and their checks, calibration + QAT, bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from brevitas.graph.calibrate import calibration_mode, quantization_status_manager
+
+from vidconv_edge.checkpoint import load_checkpoint, save_checkpoint
+from vidconv_edge.cli import main
+from vidconv_edge.errors import UserError
+from vidconv_edge.models import create_model
+from vidconv_edge.quant.bits import QuantBits, make_bits
+from vidconv_edge.quant.model import (
+    quant_model_from_checkpoint,
+    quantize_model,
+    require_float_checkpoint,
+    save_quant_checkpoint,
+)
+
+torch.set_num_threads(1)
+
+
+def _normalised(model, pixels):
+    spec = model.input_spec
+    mean = torch.tensor(spec.mean).view(1, 1, 3, 1, 1)
+    std = torch.tensor(spec.std).view(1, 1, 3, 1, 1)
+    return (pixels / 255 - mean) / std
+
+
+def _float(name="vic_edge", **kw):
+    torch.manual_seed(0)
+    model = create_model(name, img_size=32, **kw).eval()
+    for m in model.modules():  # logits of a useful size (a fresh head is ~0)
+        if isinstance(m, torch.nn.Linear):
+            m.weight.data *= 50
+    return model
+
+
+def _clips(model, n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    spec = model.input_spec
+    return torch.randint(0, 256, (n, spec.frames, 3, spec.size, spec.size), generator=g).float()
+
+
+def _calibrated(float_model, bits=None, n=4):
+    q = quantize_model(float_model, bits).eval()
+    with torch.no_grad(), calibration_mode(q):
+        q(_clips(float_model, n, seed=1))
+    return q
+
+
+@pytest.fixture(scope="module")
+def vic():
+    f = _float()
+    return f, _calibrated(f)
+
+
+# -- bit widths --------------------------------------------------------------------------------------
+def test_bits_global_per_part_and_errors():
+    b = make_bits(8, act_bits=4, later="W4A2")
+    assert (b.early.weight, b.early.act, b.later.weight, b.later.act) == (8, 4, 4, 2)
+    assert b.label() == "early W8A4 / later W4A2"
+    assert QuantBits.from_dict(b.to_dict()) == b
+    with pytest.raises(UserError, match="unsupported weight bit width 3"):
+        make_bits(3)
+    with pytest.raises(UserError, match="unsupported act bit width 6 for the later part"):
+        make_bits(8, later="8,6")
+
+
+# -- the quantized model -----------------------------------------------------------------------------
+def test_quant_vic_edge_is_the_float_model_when_quantizers_are_off():
+    f = _float()
+    q = quantize_model(f).eval()
+    x = _clips(f)
+    with torch.no_grad(), quantization_status_manager(
+        q, disable_act_quant=True, disable_weight_quant=True, disable_bias_quant=True
+    ):  # fmt: skip
+        got = q(x)
+    ref = f(_normalised(f, x))
+    assert torch.allclose(got, ref, atol=1e-5 * ref.abs().max().item() + 1e-6)
+    assert q.input_is_uint8 and q.name == "vic_edge" and q.config_dict() == f.config_dict()
+
+
+def test_quant_vic_edge_close_to_float_and_api(vic):
+    f, q = vic
+    x = _clips(f, 4, seed=2)
+    with torch.no_grad():
+        out, ref = q(x), f(_normalised(f, x))
+        feats = q.forward_early(x.reshape(-1, 3, 32, 32))
+        assert feats.shape[1:] == q.early_shape()
+        assert torch.equal(q.forward_later(q.collage(feats)), out)
+    rel = ((out - ref).norm() / ref.norm()).item()  # untrained weights: shared add scales are coarse
+    assert rel < 0.25, rel
+    assert (out.argmax(1) == ref.argmax(1)).float().mean() >= 0.5
+
+
+def test_tile_conv_equals_concat_tiling():
+    from vidconv_edge.models.vidconv import TileToCollage
+    from vidconv_edge.quant.vidconv import QTile
+
+    t = torch.randn(2, 4, 3, 5)
+    q = QTile(4, (2, 3), (3, 5)).eval()
+    assert float(q.conv.quant_weight().scale) == 1.0
+    assert torch.equal(q(t), TileToCollage(4, (2, 3), (3, 5), "concat")(t))
+
+
+def test_quant_checkpoint_round_trip_and_kind_checks(vic, tmp_path):
+    f, q = vic
+    save_quant_checkpoint(tmp_path / "q.pt", q, [f"c{i}" for i in range(10)])
+    ckpt = load_checkpoint(tmp_path / "q.pt")
+    assert ckpt["quant"]["weight_bits"] == {"early": 8, "later": 8} and ckpt["quant"]["input_is_uint8"]
+    q2, _ = quant_model_from_checkpoint(tmp_path / "q.pt")
+    x = _clips(f, 2, seed=3)
+    with torch.no_grad():
+        assert torch.equal(q2(x), q(x))
+    with pytest.raises(UserError, match="is a quantized \\(W8A8\\) checkpoint"):
+        require_float_checkpoint(ckpt, "q.pt")
+    save_checkpoint(tmp_path / "f.pt", f)
+    with pytest.raises(UserError, match="is a float checkpoint; this needs a quantized one"):
+        quant_model_from_checkpoint(tmp_path / "f.pt")
+
+
+def test_full_models_have_no_brevitas_version():
+    with pytest.raises(UserError, match="needs BN \\+ ReLU"):
+        quantize_model(create_model("vic_tiny", img_size=32, dims=(8, 16, 32, 64), depths=(1, 1, 1, 1), neck_dim=0))
+
+
+# -- QONNX ---------------------------------------------------------------------------------------------
+def _quant_scales(model: onnx.ModelProto, tensor: str) -> np.ndarray | None:
+    from onnx import numpy_helper
+
+    prod = {o: n for n in model.graph.node for o in n.output}
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    node = prod.get(tensor)
+    return inits.get(node.input[1]) if node is not None and node.op_type == "Quant" else None
+
+
+def test_qonnx_export_equals_brevitas_and_adds_share_scales(vic, tmp_path):
+    from vidconv_edge.export.qonnx import export_qonnx, read_qonnx_metadata, run_qonnx
+    from vidconv_edge.quant.verify import output_step
+
+    f, q = vic
+    x = _clips(f, 2, seed=4)
+    summary = export_qonnx(q, tmp_path / "m.onnx", "full", [f"c{i}" for i in range(10)])
+    assert summary.op_counts["Quant"] > 20 and "Tile" not in summary.op_counts
+    out = run_qonnx(tmp_path / "m.onnx", x.numpy())
+    with torch.no_grad():
+        ref = q(x).numpy()
+    assert np.abs(out - ref).max() <= output_step(q) * 1.001
+    assert (out.argmax(1) == ref.argmax(1)).all()
+    meta = read_qonnx_metadata(tmp_path / "m.onnx")
+    assert meta["input_is_uint8"] and meta["quant"]["act_bits"]["later"] == 8 and meta["part"] == "full"
+    m = onnx.load(tmp_path / "m.onnx")
+    pairs = 0
+    for node in m.graph.node:
+        if node.op_type == "Add":
+            a, b = (_quant_scales(m, i) for i in node.input)
+            if a is not None and b is not None:
+                assert np.array_equal(a, b), node.name
+                pairs += 1
+    assert pairs == 5  # the residual add of each of the 5 blocks
+
+
+@pytest.mark.parametrize("part", ["early", "later"])
+def test_qonnx_parts_go_through_finn_conversion(vic, tmp_path, part):
+    from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from vidconv_edge.export.parts import part_module
+    from vidconv_edge.export.qonnx import export_qonnx
+
+    f, q = vic
+    export_qonnx(q, tmp_path / f"{part}.onnx", part)
+    module, example, _, _ = part_module(q, part)
+    if part == "early":
+        x = _clips(f, 1, seed=5)[0, :1]
+    else:
+        x = q.collage(q.forward_early(_clips(f, 1, seed=5)[0])).detach()
+    model = ModelWrapper(str(tmp_path / f"{part}.onnx"))
+    finn = model.transform(ConvertQONNXtoFINN())
+    ops = {n.op_type for n in finn.graph.node}
+    assert "Quant" not in ops and "MultiThreshold" in ops
+    inp, outp = finn.graph.input[0].name, finn.graph.output[0].name
+    got = execute_onnx(finn, {inp: x.numpy()})[outp]
+    with torch.no_grad():
+        ref = module(x).numpy()
+    assert np.allclose(got, ref, atol=1e-5 * np.abs(ref).max())
+
+
+def test_onnx_without_metadata_is_rejected(tmp_path):
+    from vidconv_edge.export.qonnx import read_qonnx_metadata
+
+    bare = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], []))
+    onnx.save(bare, tmp_path / "bare.onnx")
+    with pytest.raises(UserError, match="has no vidconv-edge metadata"):
+        read_qonnx_metadata(tmp_path / "bare.onnx")
+
+
+def test_float_model_rejected_by_qonnx_export(tmp_path):
+    from vidconv_edge.export.qonnx import export_qonnx
+
+    with pytest.raises(UserError, match="needs a quantized model"):
+        export_qonnx(_float(), tmp_path / "x.onnx")
+
+
+# -- QDQ -----------------------------------------------------------------------------------------------
+def test_qdq_export_of_brevitas_model(vic, tmp_path):
+    from vidconv_edge.export.qdq import export_qdq, int8_kernel_report, run_ort
+    from vidconv_edge.quant.verify import output_step
+
+    f, q = vic
+    x = _clips(f, 3, seed=6)
+    export_qdq(q, tmp_path / "q.onnx")
+    with torch.no_grad():
+        ref = q(x).numpy()
+    step = output_step(q)
+    assert np.abs(run_ort(tmp_path / "q.onnx", x.numpy(), optimize=False) - ref).max() <= step * 1.001
+    fast = run_ort(tmp_path / "q.onnx", x.numpy())
+    assert (fast.argmax(1) == ref.argmax(1)).all()
+    assert np.abs(fast - ref).max() <= 4 * step
+    assert int8_kernel_report(tmp_path / "q.onnx")["int8"].get("QLinearConv", 0) >= 5
+
+
+def test_qdq_of_a_full_float_model_quantizes_every_conv(tmp_path):
+    from vidconv_edge.export.qdq import export_qdq, run_ort
+
+    torch.manual_seed(0)
+    f = create_model("vic_tiny", img_size=32, dims=(8, 16, 32, 64), depths=(1, 1, 1, 1), neck_dim=32).eval()
+    calib = [_normalised(f, _clips(f, 4, seed=7)).numpy()]
+    summary = export_qdq(f, tmp_path / "t.onnx", "full", calib)
+    m = onnx.load(tmp_path / "t.onnx")
+    prod = {o: n for n in m.graph.node for o in n.output}
+    convs = [n for n in m.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
+    assert convs and all(prod[n.input[1]].op_type == "DequantizeLinear" for n in convs)
+    assert summary.op_counts["QuantizeLinear"] >= len(convs)
+    x = _normalised(f, _clips(f, 2, seed=8))
+    with torch.no_grad():
+        ref = f(x).numpy()
+    out = run_ort(tmp_path / "t.onnx", x.numpy())
+    assert np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.9
+
+
+# -- SEVNet ----------------------------------------------------------------------------------------------
+def test_quant_sevnet_edge_and_qonnx(tmp_path):
+    from vidconv_edge.export.qonnx import export_qonnx, run_qonnx
+    from vidconv_edge.quant.verify import output_step
+
+    f = _float("sevnet_edge", frames=4)
+    q = _calibrated(f, n=3)
+    x = _clips(f, 2, seed=9)
+    with torch.no_grad():
+        out, ref = q(x), f(_normalised(f, x))
+    assert ((out - ref).norm() / ref.norm()).item() < 0.15
+    export_qonnx(q, tmp_path / "s.onnx")
+    got = run_qonnx(tmp_path / "s.onnx", x.numpy())
+    assert np.abs(got - out.numpy()).max() <= output_step(q) * 1.001
+    with pytest.raises(UserError, match="squeeze-excitation"):
+        quantize_model(create_model("sevnet_se_g6", img_size=32, frames=4, depths=(1, 1, 1, 1)))
+
+
+# -- per-layer report -----------------------------------------------------------------------------------
+def test_layer_report_finds_the_coarse_layers(vic):
+    from vidconv_edge.quant.report import layer_errors, worst_layers
+
+    f, _ = vic
+    q = _calibrated(f, make_bits(8, later="W8A2"))
+    x = _clips(f, 2, seed=10)
+    rows = layer_errors(f, q, [_normalised(f, x)], [x])
+    by = {r["layer"]: r for r in rows}
+    assert by["stem.0"]["sqnr_db"] > 25  # 8-bit early part: small error
+    assert all(r["part"] == "later" for r in worst_layers(rows))  # the 2-bit part loses most
+    assert "stages.2.blocks.0.temporal" in by and "stages.2.blocks.0.temporal.conv" not in by
+
+
+# -- calibration + QAT + CLI ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from vidconv_edge.data import write_synthetic_dataset
+    from vidconv_edge.data.annotations import load_class_names
+
+    root = tmp_path_factory.mktemp("quant")
+    data = write_synthetic_dataset(root / "data", per_class=2, frames=12, size=32, progress=False)
+    names = load_class_names(data / "classes.txt")
+    torch.manual_seed(0)
+    save_checkpoint(root / "float.pt", create_model("vic_edge", img_size=32, num_classes=len(names)), names)
+    return root, data
+
+
+@pytest.mark.slow
+def test_quantize_calibration_qat_report_and_verify(synth, tmp_path):
+    from vidconv_edge.quant.pipeline import quantize
+    from vidconv_edge.quant.verify import verify_exports
+
+    root, data = synth
+    s = quantize(root / "float.pt", data, tmp_path / "run", epochs=1, calib_batches=2, report=True, progress=False)
+    for name in ("calibrated.pt", "quantized.pt", "last.pt", "best.pt", "quant_summary.json", "layer_errors.json"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert "quant" in load_checkpoint(tmp_path / "run" / "last.pt")
+    assert 0.0 <= s["float_top1"] <= 1.0 and s["qat"]["epochs_done"] == 1 and s["layers"]
+    q, ckpt = quant_model_from_checkpoint(tmp_path / "run" / "quantized.pt")
+    f = create_model("vic_edge", img_size=32, num_classes=10)
+    f.load_state_dict(load_checkpoint(root / "float.pt")["state_dict"])
+    clips = torch.randint(0, 256, (3, 9, 3, 32, 32), dtype=torch.uint8)
+    v = verify_exports(f.eval(), q, clips, tmp_path / "run", ckpt["class_names"])
+    assert v["qonnx_vs_brevitas"]["within_one_step"] and v["qdq_vs_brevitas"]["within_one_step"]
+    assert v["top1_agreement_pct"]["qonnx_vs_qdq"] >= 66.0
+
+
+def test_cli_bad_input_exit_2(synth, tmp_path, capsys):
+    root, data = synth
+    assert main(["quantize", str(root / "float.pt"), "--data", str(data), "--out", str(tmp_path / "r"), "--bits", "3"]) == 2
+    assert "unsupported weight bit width 3" in capsys.readouterr().err
+    q = quantize_model(create_model("vic_edge", img_size=32, num_classes=10))
+    save_quant_checkpoint(tmp_path / "q.pt", q, [f"c{i}" for i in range(10)])
+    assert main(["quantize", str(tmp_path / "q.pt"), "--data", str(data), "--out", str(tmp_path / "r")]) == 2
+    assert "is a quantized (W8A8) checkpoint; this needs a float checkpoint" in capsys.readouterr().err

@@ -1,0 +1,74 @@
+"""`vidconv-edge quantize`: calibrate (PTQ) and fine-tune (QAT) an 8-bit (or W/A-mixed) model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("quantize", help="quantize a float checkpoint: calibration, then optional QAT (Brevitas)")
+    p.add_argument("checkpoint", help="float checkpoint (.pt) of vic_edge / sevnet_edge")
+    p.add_argument("--data", required=True, help="dataset folder (class folders or list files)")
+    p.add_argument("--out", required=True, help="run folder for the quantized checkpoints and reports")
+    p.add_argument("--epochs", type=int, default=0, help="QAT epochs after calibration (default 0: calibration only)")
+    p.add_argument("--calib-batches", type=int, default=8, help="batches of training clips for calibration")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--bits", type=int, default=8, help="weight and activation bits (2, 4 or 8)")
+    p.add_argument("--weight-bits", type=int, help="weight bits (overrides --bits)")
+    p.add_argument("--act-bits", type=int, help="activation bits (overrides --bits)")
+    p.add_argument("--early-bits", help="bits of the early part: 8, or W8A4 / 8,4 for weights,activations")
+    p.add_argument("--later-bits", help="bits of the later part, as --early-bits")
+    p.add_argument("--bias-correction", action="store_true", help="bias correction after calibration")
+    p.add_argument("--lr", type=float, default=1e-4, help="QAT learning rate")
+    p.add_argument("--resume", action="store_true", help="continue the QAT run in --out")
+    p.add_argument("--report", action="store_true", help="per-layer error table (quantized vs float)")
+    p.add_argument("--verify", type=int, default=0, metavar="N",
+                   help="export QONNX + QDQ into --out and check them on N validation clips")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from vidconv_edge.quant.bits import make_bits
+    from vidconv_edge.quant.pipeline import quantize
+
+    bits = make_bits(args.bits, args.weight_bits, args.act_bits, args.early_bits, args.later_bits)
+    s = quantize(
+        args.checkpoint, args.data, args.out, epochs=args.epochs, calib_batches=args.calib_batches, bits=bits,
+        batch_size=args.batch_size, bias_correction=args.bias_correction, report=args.report, lr=args.lr,
+        resume=args.resume, seed=args.seed,
+    )  # fmt: skip
+    console = Console()
+    console.print(f"{s['model']} {s['bits']['label']}: val top-1 float {s['float_top1']:.4f}, calibrated {s['ptq_top1']:.4f}"
+                  + (f", QAT {s['qat_top1']:.4f}" if "qat_top1" in s else "") + f"  ({s['val_videos']} videos)")  # fmt: skip
+    console.print(f"quantized checkpoint: {s['files']['quantized']}")
+    if args.report:
+        from vidconv_edge.quant.report import print_layer_report
+
+        print_layer_report(s["layers"])
+        console.print(f"worst layers: {', '.join(s['worst_layers'])}  (JSON: {s['files']['layer_errors']})")
+    if args.verify:
+        console.print_json(json.dumps(_verify(args, s)))
+    return 0
+
+
+def _verify(args: argparse.Namespace, summary: dict) -> dict:
+    import itertools
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from vidconv_edge.checkpoint import model_from_checkpoint
+    from vidconv_edge.data import build_datasets
+    from vidconv_edge.quant.model import quant_model_from_checkpoint
+    from vidconv_edge.quant.verify import verify_exports
+
+    qmodel, ckpt = quant_model_from_checkpoint(summary["files"]["quantized"])
+    float_model, _ = model_from_checkpoint(args.checkpoint)
+    _, val_ds, _ = build_datasets(args.data, float_model.input_spec, seed=args.seed)
+    loader = DataLoader(val_ds, batch_size=args.verify, shuffle=False)
+    clips = torch.cat([c for c, _ in itertools.islice(loader, 1)])
+    return verify_exports(float_model, qmodel, clips, args.out, ckpt["class_names"])
