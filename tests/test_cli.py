@@ -97,3 +97,44 @@ def test_mismatched_checkpoint(capsys, tmp_path):
     ckpt = save_checkpoint(tmp_path / "m.pt", create_model("vic_edge"))
     code, _, err = run(capsys, "export", str(ckpt), "--set", "dims=[8,16,32,64]", "-o", str(tmp_path / "o.onnx"))
     assert code == 2 and "do not match" in err
+
+
+def _quant_checkpoint(tmp_path):
+    from brevitas.graph.calibrate import calibration_mode
+
+    from vidconv_edge.quant.model import quantize_model, save_quant_checkpoint
+
+    model = create_model("vic_edge", img_size=64, num_classes=4)
+    q = quantize_model(model).eval()
+    with torch.no_grad(), calibration_mode(q):
+        q(torch.randint(0, 256, (2, 9, 3, 64, 64)).float())
+    return save_quant_checkpoint(tmp_path / "q.pt", q, ["a", "b", "c", "d"]), q
+
+
+@pytest.mark.parametrize("target", ["qonnx", "qdq"])
+def test_export_quantized_targets(capsys, tmp_path, target):
+    from vidconv_edge.export.qdq import run_ort
+    from vidconv_edge.export.qonnx import run_qonnx
+
+    ckpt, q = _quant_checkpoint(tmp_path)
+    out = tmp_path / f"{target}.onnx"
+    code, text, err = run(capsys, "export", str(ckpt), "--target", target, "--part", "early", "-o", str(out))
+    assert code == 0, err
+    assert read_metadata(out)["class_names"] == ["a", "b", "c", "d"]
+    frame = torch.randint(0, 256, (1, 3, 64, 64)).float()
+    with torch.no_grad():
+        ref = q.forward_early(frame).numpy()
+    got = run_qonnx(out, frame.numpy()) if target == "qonnx" else run_ort(out, frame.numpy(), optimize=False)
+    assert abs(got - ref).max() <= 1e-5
+
+
+def test_export_target_checks_checkpoint_kind(capsys, tmp_path):
+    ckpt, _ = _quant_checkpoint(tmp_path)
+    code, _, err = run(capsys, "export", str(ckpt), "--target", "onnx", "-o", str(tmp_path / "o.onnx"))
+    assert code == 2 and "quantized checkpoint" in err
+    float_ckpt = save_checkpoint(tmp_path / "f.pt", create_model("vic_edge"))
+    code, _, err = run(capsys, "export", str(float_ckpt), "--target", "qonnx", "-o", str(tmp_path / "o.onnx"))
+    assert code == 2 and "float checkpoint" in err
+    code, _, err = run(capsys, "export", str(float_ckpt), "--target", "qdq", "-o", str(tmp_path / "o.onnx"))
+    assert code == 2 and "--calib-data" in err
+    assert not (tmp_path / "o.onnx").exists()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import onnx
 import pytest
@@ -166,7 +164,7 @@ def test_qonnx_export_equals_brevitas_and_adds_share_scales(vic, tmp_path):
     assert pairs == 5  # the residual add of each of the 5 blocks
 
 
-@pytest.mark.parametrize("part", ["early", "later"])
+@pytest.mark.parametrize("part", ["early", pytest.param("later", marks=pytest.mark.slow)])
 def test_qonnx_parts_go_through_finn_conversion(vic, tmp_path, part):
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
     from qonnx.core.modelwrapper import ModelWrapper
@@ -247,6 +245,7 @@ def test_qdq_of_a_full_float_model_quantizes_every_conv(tmp_path):
 
 
 # -- SEVNet ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_quant_sevnet_edge_and_qonnx(tmp_path):
     from vidconv_edge.export.qonnx import export_qonnx, run_qonnx
     from vidconv_edge.quant.verify import output_step

@@ -62,6 +62,11 @@ def model_from_checkpoint(ckpt: dict | str | os.PathLike, **overrides) -> tuple[
     """Rebuild the model of a checkpoint and load its weights; returns (model in eval mode, checkpoint)."""
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt)
+    if "quant" in ckpt:
+        raise UserError(
+            f"this is a quantized checkpoint of '{ckpt['model']}'; a float one is needed here "
+            "(quantized checkpoints go to `export --target qonnx|qdq`, `eval`, `stream`)"
+        )
     model = create_model(ckpt["model"], **{**ckpt["config"], **overrides})
     try:
         model.load_state_dict(ckpt["state_dict"])

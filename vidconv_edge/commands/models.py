@@ -65,24 +65,17 @@ def _models(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from vidconv_edge.checkpoint import load_model
-    from vidconv_edge.models.analysis import profile_model
+    from vidconv_edge.models.analysis import profile_model, profile_table
 
     model, _, origin = load_model(args.model, **model_overrides(args))
     prof = profile_model(model)
     if args.json:
         print(json.dumps(prof.to_dict()))
         return 0
-    table = Table(title=f"{model.name}: input {tuple(prof.input_shape)} ({origin})")
-    for col, justify in (("stage", "left"), ("params", "right"), ("MACs", "right"), ("output", "left")):
-        table.add_column(col, justify=justify)
-    for row in prof.stages:
-        table.add_row(row.name, f"{row.params / 1e6:.3f}M", f"{row.macs / 1e9:.3f}G", str(tuple(row.output_shape)))
-    table.add_row("total", f"{prof.params / 1e6:.3f}M", f"{prof.macs / 1e9:.3f}G", f"{prof.num_classes} classes")
     console = Console()
-    console.print(table)
+    console.print(profile_table(prof, f"{model.name}: input {tuple(prof.input_shape)} ({origin})"))
     if prof.macs_per_streamed_frame is not None:
         console.print(f"streaming: {prof.macs_per_streamed_frame / 1e9:.3f} GMACs per new frame (early-net on one frame + later-net)")
     return 0

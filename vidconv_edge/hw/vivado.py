@@ -67,7 +67,7 @@ def boundary_message(check: ToolCheck, produced: list[str]) -> str:
     tools = " and ".join(check.missing)
     done = ", ".join(produced) if produced else "nothing"
     return (
-        f"{check.step} needs {tools}, which is not installed (not on PATH, no "
+        f"{check.step} needs {tools}, {'which is' if len(check.missing) == 1 else 'which are'} not installed (not on PATH, no "
         f"{' / '.join('$' + _ENV[t] for t in check.missing if t in _ENV)}); "
         f"stopped before it. Produced so far: {done}"
     )

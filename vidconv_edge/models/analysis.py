@@ -75,3 +75,16 @@ def profile_model(model: VideoClassifier) -> Profile:
         later, _ = _macs(model.forward_later, collage)
         prof.macs_per_streamed_frame = early + later
     return prof
+
+
+def profile_table(prof: Profile, title: str):
+    """A rich table of a profile: one row per stage and a total."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col, justify in (("stage", "left"), ("params", "right"), ("MACs", "right"), ("output", "left")):
+        table.add_column(col, justify=justify)
+    for row in prof.stages:
+        table.add_row(row.name, f"{row.params / 1e6:.3f}M", f"{row.macs / 1e9:.3f}G", str(tuple(row.output_shape)))
+    table.add_row("total", f"{prof.params / 1e6:.3f}M", f"{prof.macs / 1e9:.3f}G", f"{prof.num_classes} classes")
+    return table

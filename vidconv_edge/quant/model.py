@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 import torch.nn as nn
 
 from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -106,8 +105,3 @@ def any_model_from_checkpoint(path: str | os.PathLike) -> tuple[VideoClassifier,
         return quant_model_from_checkpoint(ckpt)
     return model_from_checkpoint(ckpt)
 
-
-@torch.no_grad()
-def pixels(clips_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 clips -> the float pixel values 0..255 a quantized model takes."""
-    return clips_uint8.float()

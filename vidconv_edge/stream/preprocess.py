@@ -19,7 +19,7 @@ class Preprocessor:
 
     def crop(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 -> (1, 3, S, S) uint8: the evaluation resize + center crop."""
-        frame = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        frame = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)[None]
         return self.transform(frame, 0)[0]
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

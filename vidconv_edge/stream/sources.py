@@ -146,7 +146,7 @@ class FolderSource(Source):
         for i, path in enumerate(self.files):
             try:
                 with Image.open(path) as img:
-                    image = np.asarray(img.convert("RGB"))
+                    image = np.array(img.convert("RGB"))
             except (OSError, SyntaxError, ValueError) as e:
                 self._skip(path.name, e)
                 continue

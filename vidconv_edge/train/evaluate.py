@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Iterable
 
@@ -145,16 +146,13 @@ def predict(
     device: str | torch.device = "cpu",
 ) -> list[tuple[str, float]]:
     """Top-k (label, probability) for one video file: one test clip (the recipe's ``data`` sampling), centre crop."""
-    from vidconv_edge.data import clip_from_video
+    from vidconv_edge.data import load_test_clip
 
     if topk < 1:
         raise UserError(f"top-k must be >= 1, got {topk}")
     if len(class_names) != model.num_classes:
         raise UserError(f"{len(class_names)} class names for a model with {model.num_classes} classes")
-    options = {}
-    if data is not None:
-        options = dict(sampling=data.sampling, stride_range=tuple(data.stride_range), test_stride=data.test_stride, short_side=data.short_side)
-    clip = clip_from_video(video_path, model.input_spec, **options)
+    clip = load_test_clip(video_path, model.input_spec, **(dataclasses.asdict(data) if data is not None else {}))
     device = torch.device(device)
     model = model.to(device).eval()
     with torch.inference_mode():

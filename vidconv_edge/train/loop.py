@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -172,10 +173,11 @@ class Trainer:
 
     # -- helpers -----------------------------------------------------------------------------------
     def log(self, text: str) -> None:
+        """A progress line on rank 0, to stderr (stdout stays free for results such as ``--json``)."""
         if self.dist.is_main:
             from tqdm import tqdm
 
-            tqdm.write(text)
+            tqdm.write(text, file=sys.stderr)
 
     def _loader(self, dataset: Dataset, epoch: int, sampler=None) -> DataLoader:
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch * 101 + self.dist.rank)

@@ -1,0 +1,107 @@
+"""Per-frame latency of the cached stream (early-net on the new frame + later-net on the collage)
+against ``--recompute`` (the whole model on the L-frame window), measured side by side in one run,
+next to the theoretical speed-up from MACs: (L * early + later) / (early + later).
+
+    python benchmarks/stream.py [--steps 30] [--threads 1] [--tiny-size 128] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from vidconv_edge.io import atomic_path
+from vidconv_edge.models import create_model
+from vidconv_edge.stream import StreamEngine
+from vidconv_edge.stream.backends.torch_backend import TorchBackend
+from vidconv_edge.stream.ring import FrameRing
+
+
+def macs(fn, x: torch.Tensor) -> int:
+    """Multiply-accumulates of ``fn(x)`` (FlopCounterMode counts 2 FLOPs per MAC)."""
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        fn(x)
+    return counter.get_total_flops() // 2
+
+
+def bench(name: str, model: torch.nn.Module, steps: int, warmup: int = 8) -> dict:
+    spec = model.input_spec
+    length, size = spec.frames, spec.size
+    early = macs(model.forward_early, torch.zeros(1, 3, size, size))
+    later = macs(model.forward_later, torch.zeros(1, *model.collage(torch.zeros(length, *model.early_shape())).shape[1:]))
+    backend = TorchBackend(model)
+    engine = StreamEngine(backend)
+    window = FrameRing(length)
+    rng = np.random.default_rng(0)
+    cached, full = [], []
+    for i in range(length - 1 + warmup + steps):  # interleaved: one cached step, then one recompute
+        frame = rng.standard_normal((3, size, size), dtype=np.float32)
+        window.push(frame)
+        t0 = time.perf_counter()
+        pred = engine.push(frame, i, 0.0)
+        t1 = time.perf_counter()
+        if pred is None:
+            continue
+        ref = backend.full(window.window()[None])
+        t2 = time.perf_counter()
+        assert np.abs(ref[0] - pred.logits).max() <= 1e-4 * max(1.0, float(np.abs(ref).max()))
+        if i >= length - 1 + warmup:
+            cached.append((t1 - t0) * 1e3)
+            full.append((t2 - t1) * 1e3)
+    theory = (length * early + later) / (early + later)
+    measured = float(np.median(full) / np.median(cached))
+    return {
+        "model": name,
+        "frames": length,
+        "size": size,
+        "early_mmacs": early / 1e6,
+        "later_mmacs": later / 1e6,
+        "cached_ms_p50": float(np.median(cached)),
+        "recompute_ms_p50": float(np.median(full)),
+        "speedup_measured": measured,
+        "speedup_theory": theory,
+        "ratio": measured / theory,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=40, help="timed windows per model")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: stable numbers on a shared CPU)")
+    ap.add_argument("--tiny-size", type=int, default=128, help="vic_tiny input size (224 is the paper's)")
+    ap.add_argument("--json", default=None, help="also write the rows as JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    models = {
+        "vic_edge": create_model("vic_edge").eval(),
+        "vic_tiny": create_model("vic_tiny", img_size=args.tiny_size).eval(),
+    }
+    rows = [bench(name, model, args.steps) for name, model in models.items()]
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"stream vs recompute, per frame (torch CPU, {args.threads} thread(s), median of {args.steps})")
+    for col in ("model", "input", "early MMACs", "later MMACs", "cached ms", "recompute ms",
+                "speed-up measured", "speed-up theory", "measured/theory"):  # fmt: skip
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["model"], f"{r['frames']}x{r['size']}²", f"{r['early_mmacs']:.1f}", f"{r['later_mmacs']:.1f}",
+            f"{r['cached_ms_p50']:.2f}", f"{r['recompute_ms_p50']:.2f}", f"{r['speedup_measured']:.2f}x",
+            f"{r['speedup_theory']:.2f}x", f"{r['ratio'] * 100:.0f}%",
+        )  # fmt: skip
+    Console().print(table)
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

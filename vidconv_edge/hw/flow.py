@@ -1,0 +1,186 @@
+"""``build_fpga``: QONNX -> FINN -> estimates, verified HW graph, HLS/RTL code; Vivado steps when installed.
+
+Each part (early-net per frame, later-net per collage) is its own accelerator, built in ``out_dir/<part>``
+by the step list :data:`STEPS` (FINN builder steps and ours, all ``step(model, cfg)``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from vidconv_edge.errors import UserError
+from vidconv_edge.hw.boards import get_board
+from vidconv_edge.hw.vivado import ToolMissing, boundary_message, check_step, needs_tools
+
+# (step name, module holding it: "finn" = finn.builder.build_dataflow_steps)
+STEPS: list[tuple[str, str]] = [
+    ("step_uint8_input", "steps_qonnx"),
+    ("step_integer_input", "steps_qonnx"),
+    ("step_qonnx_to_finn", "finn"),
+    ("step_tidy_up", "finn"),
+    ("step_vidconv_streamline", "steps_streamline"),
+    ("step_integer_io", "steps_streamline"),
+    ("step_convert_to_hw", "finn"),
+    ("step_check_all_hw", "steps_checks"),
+    ("step_create_dataflow_partition", "finn"),
+    ("step_verify_hw_python", "steps_verify"),
+    ("step_specialize_layers", "finn"),
+    ("step_target_fps_parallelization", "finn"),
+    ("step_memory_styles", "steps_folding"),
+    ("step_minimize_bit_width", "finn"),
+    ("step_generate_estimate_reports", "finn"),
+    ("step_hw_codegen", "finn"),
+    ("step_hw_ipgen", "finn"),
+    ("step_set_fifo_depths", "finn"),
+    ("step_create_stitched_ip", "finn"),
+    ("step_measure_rtlsim_performance", "finn"),
+    ("step_synthesize_bitfile", "finn"),
+    ("step_make_driver", "finn"),
+    ("step_deployment_package", "finn"),
+]
+STEP_NAMES = [name for name, _ in STEPS]
+# what each step leaves behind, for the "produced so far" message
+PRODUCTS = {
+    "step_create_dataflow_partition": "dataflow partition",
+    "step_verify_hw_python": "bit-exact python verification",
+    "step_generate_estimate_reports": "estimate reports",
+    "step_hw_codegen": "HLS/RTL code",
+}
+
+
+def resolve_until(until: str | None) -> str:
+    if until is None:
+        return STEP_NAMES[-1]
+    name = until if until.startswith("step_") else f"step_{until}"
+    if name not in STEP_NAMES:
+        raise UserError(f"unknown step '{until}' for --until: choose one of {', '.join(STEP_NAMES)}")
+    return name
+
+
+def _step_function(name: str, module: str):
+    import importlib
+
+    if module == "finn":
+        import finn.builder.build_dataflow_steps as finn_steps
+
+        return getattr(finn_steps, name)
+    return getattr(importlib.import_module(f"vidconv_edge.hw.{module}"), name)
+
+
+def make_config(part_src, board, part_dir: Path, target_fps: float, clock_ns: float, samples: int):
+    """The ``HwBuildConfig`` of one part."""
+    import numpy as np
+
+    from vidconv_edge.hw.config import HwBuildConfig
+
+    part_dir.mkdir(parents=True, exist_ok=True)
+    vin, vout = part_dir / "verify_input.npy", part_dir / "verify_expected_output.npy"
+    np.save(vin, part_src.verify_in)
+    np.save(vout, part_src.verify_out)
+    return HwBuildConfig(
+        output_dir=str(part_dir), synth_clk_period_ns=float(clock_ns), target_fps=int(round(target_fps)),
+        fpga_part=board.part, board=board.finn_board, shell_flow_type=board.shell_flow,
+        generate_outputs=["estimate_reports"], standalone_thresholds=True, save_intermediate_models=True,
+        verify_input_npy=str(vin), verify_expected_output_npy=str(vout),
+        part_name=part_src.part, input_scale=part_src.input_scale, input_datatype=part_src.input_datatype,
+        has_uram=board.uram > 0, verify_samples=samples,
+    )  # fmt: skip
+
+
+def run_part(part_src, cfg, until: str, shell_flow: str, log) -> dict:
+    """Run the steps on one part up to ``until`` or the first step whose tools are missing."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    model = ModelWrapper(str(part_src.qonnx))
+    inter = Path(cfg.output_dir) / "intermediate_models"
+    inter.mkdir(parents=True, exist_ok=True)
+    result: dict = {"steps": [], "produced": [], "stopped": None}
+    for i, (name, module) in enumerate(STEPS):
+        if needs_tools(name):
+            check = check_step(name, shell_flow)
+            if not check.ok:
+                result["stopped"] = boundary_message(check, result["produced"])
+                result["missing_tools"] = list(check.missing)
+                result["stopped_at"] = name
+                break
+        t0 = time.perf_counter()
+        log(f"[{cfg.part_name}] {name}")
+        model = _step_function(name, module)(model, cfg)
+        seconds = round(time.perf_counter() - t0, 2)
+        result["steps"].append({"step": name, "seconds": seconds})
+        model.save(str(inter / f"{i:02d}_{name}.onnx"))
+        if name in PRODUCTS:
+            result["produced"].append(f"{PRODUCTS[name]} ({cfg.part_name}-net)")
+        if name == until:
+            break
+    result["io"] = dict(cfg.io)
+    result["verified"] = bool(cfg.io.get("verification", {}).get("bit_exact", False))
+    return result
+
+
+def build_fpga(
+    source: str | os.PathLike | None,
+    board: str,
+    out_dir: str | os.PathLike,
+    target_fps: float | None = None,
+    clock_ns: float | None = None,
+    part: str = "both",
+    until: str | None = None,
+    verify_samples: int = 2,
+    video: str | os.PathLike | None = None,
+    log=print,
+) -> dict:
+    """Build ``source`` (quantized checkpoint, float checkpoint -> PTQ, early-net QONNX, None: bundled vic_edge)
+    for ``board`` into ``out_dir``; returns the report (also ``out_dir/report.json``).
+
+    Raises ToolMissing after writing the report when ``until`` asked for a step whose Xilinx tool is absent,
+    VerificationFailed when the HW graph is not bit-exact, NotInHardware when a node stays outside the partition.
+    """
+    from vidconv_edge.hw.finn_env import apply_finn_environment
+    from vidconv_edge.hw.report import combine, read_part_reports, write_report
+    from vidconv_edge.hw.source import parts_of, prepare_source
+
+    b = get_board(board)
+    stop = resolve_until(until)
+    parts_of(part)
+    fps = 30.0 if target_fps is None else float(target_fps)
+    clock = b.clock_ns if clock_ns is None else float(clock_ns)
+    if fps <= 0 or clock <= 0:
+        raise UserError(f"--target-fps and --clock-ns must be positive, got {fps} and {clock}")
+    if verify_samples < 1:
+        raise UserError(f"verify_samples must be >= 1, got {verify_samples}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    apply_finn_environment(out)
+    t0 = time.perf_counter()
+    log(f"preparing {part} part(s): QONNX export and reference outputs on a video clip")
+    src = prepare_source(source, b, out, part, verify_samples, video)
+    report: dict = {
+        "board": b.name, "board_info": b.to_dict(), "part": part, "model": src.model, "bits": src.bits,
+        "board_precision": b.precision, "weights": src.origin, "clock_ns": clock, "target_fps": fps,
+        "until": stop, "parts": {},
+    }  # fmt: skip
+    for name, part_src in src.parts.items():
+        cfg = make_config(part_src, b, out / name, fps, clock, verify_samples)
+        result = run_part(part_src, cfg, stop, b.shell_flow, log)
+        report_dir = Path(cfg.output_dir) / "report"
+        if (report_dir / "estimate_network_performance.json").is_file() and any(
+            s["step"] == "step_generate_estimate_reports" for s in result["steps"]
+        ):
+            result.update(read_part_reports(report_dir))
+        report["parts"][name] = result
+    parts = report["parts"]
+    report.update(combine(parts, b, src.bits))
+    report["verified"] = all(p["verified"] for p in parts.values())
+    pixels = src.img_size * src.img_size
+    report["dataflow_limit_fps"] = round(1e9 / clock / pixels, 1)
+    report["produced"] = [x for p in parts.values() for x in p["produced"]]
+    stopped = [p for p in parts.values() if p["stopped"]]
+    report["stopped"] = stopped[0]["stopped"] if stopped else None
+    report["flow_seconds"] = round(time.perf_counter() - t0, 1)
+    write_report(report, out / "report.json")
+    if stopped and until is not None and STEP_NAMES.index(stop) >= STEP_NAMES.index(stopped[0]["stopped_at"]):
+        raise ToolMissing(f"--until {stop}: {report['stopped']} (report: {out / 'report.json'})")
+    return report

@@ -1,0 +1,168 @@
+"""The build report: FINN's estimates per layer and per part, the fit check with a stated margin,
+the streaming fps, the verification result; ``report.json`` and a rich table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from vidconv_edge.hw.boards import BOARDS, Board
+from vidconv_edge.io import atomic_path
+
+FIT_RESOURCES = ("LUT", "BRAM_18K", "DSP")
+ESTIMATED = ("LUT", "BRAM_18K", "URAM", "DSP")
+UTILISATION_LIMIT = 0.80  # placement/routing headroom: a design above 80% of a resource rarely closes timing
+MARGIN_FRACTION = {"LUT": 0.10, "BRAM_18K": 0.10, "DSP": 0.0}
+MARGIN_NOTE = (
+    "FINN's estimator leaves out FIFOs (sizing needs simulation), data-width converters, FFs and the PS/DMA shell, "
+    "and counts MVAU_rtl, element-wise adds, duplicators, padding and pooling as 0 LUT. The fit check adds 10% of "
+    "the part's LUTs and 10% of its BRAM18 (full buffering of vic_edge's residual forks measured ~29 BRAM18, "
+    "~10% of the xc7z020) and requires estimate + margin <= 80% of LUT, BRAM18 and DSP. FF is not estimated by FINN; "
+    "URAM is reported as FINN gives it."
+)
+
+
+def read_part_reports(report_dir: str | os.PathLike) -> dict:
+    """Per-layer resources and cycles, totals and fps from FINN's ``report/estimate_*.json`` of one part."""
+    d = Path(report_dir)
+    res = json.loads((d / "estimate_layer_resources.json").read_text())
+    cycles = json.loads((d / "estimate_layer_cycles.json").read_text())
+    perf = json.loads((d / "estimate_network_performance.json").read_text())
+    layers = [
+        {"layer": name, **{k: _num(r.get(k, 0)) for k in ESTIMATED}, "cycles": int(cycles.get(name, 0))}
+        for name, r in res.items()
+        if name != "total"
+    ]
+    total = {k: sum(layer[k] for layer in layers) for k in ESTIMATED}
+    return {
+        "layers": layers,
+        "total": total,
+        "max_cycles": int(perf["max_cycles"]),
+        "bottleneck": perf.get("max_cycles_node_name"),
+        "estimated_fps": float(perf["estimated_throughput_fps"]),
+        "latency_ms": float(perf["estimated_latency_ns"]) / 1e6,
+    }
+
+
+def _num(v) -> float:
+    return round(float(v), 2)
+
+
+def fit_check(total: dict, board: Board) -> dict:
+    """Margin, totals with margin, utilisation, ``fits`` and the overflowing resources of ``total`` on ``board``."""
+    cap = board.capacity
+    margin = {k: round(MARGIN_FRACTION[k] * cap[k], 1) for k in FIT_RESOURCES}
+    with_margin = {k: round(total.get(k, 0) + margin[k], 1) for k in FIT_RESOURCES}
+    util = {k: round(with_margin[k] / cap[k], 4) if cap[k] else None for k in FIT_RESOURCES}
+    overflow = [
+        {"resource": k, "needed": with_margin[k], "allowed": round(UTILISATION_LIMIT * cap[k], 1), "capacity": cap[k]}
+        for k in FIT_RESOURCES
+        if with_margin[k] > UTILISATION_LIMIT * cap[k]
+    ]
+    return {
+        "margin": {**margin, "note": MARGIN_NOTE},
+        "total_with_margin": with_margin,
+        "utilization": util,
+        "limit": UTILISATION_LIMIT,
+        "fits": not overflow,
+        "overflow": overflow,
+    }
+
+
+def suggestions(total: dict, board: Board, bits: str, early_fits_alone: bool) -> list[str]:
+    """What to try when the model does not fit."""
+    tips = ["lower --target-fps: less folding parallelism, fewer LUTs per layer"]
+    if not bits.endswith("A4") and not bits.endswith("A2"):
+        tips.append("4-bit activations (W8A4): thresholds cost ~2^A per channel, A8 -> A4 saves ~16x on them")
+    bigger = [
+        b.name
+        for b in BOARDS.values()
+        if all(total.get(k, 0) + MARGIN_FRACTION[k] * b.capacity[k] <= UTILISATION_LIMIT * b.capacity[k] for k in FIT_RESOURCES)
+        and b.lut > board.lut
+    ]
+    if bigger:
+        tips.append(f"a larger board: {bigger[0]}")
+    if early_fits_alone:
+        tips.append("only the early-net on the fabric and the later-net on the ARM cores (--part early)")
+    return tips
+
+
+def combine(parts: dict[str, dict], board: Board, bits: str) -> dict:
+    """The whole-build figures from the per-part reports (parts that reached the estimates)."""
+    estimated = {p: r for p, r in parts.items() if "total" in r}
+    total = {k: round(sum(r["total"][k] for r in estimated.values()), 1) for k in ESTIMATED}
+    out = {"total": total, "capacity": board.capacity, **fit_check(total, board)}
+    if not estimated:
+        out.update(fits=False, estimated_fps=None, fit_note="no estimates: the build stopped before step_generate_estimate_reports")
+        return out
+    early_alone = "early" in estimated and fit_check(estimated["early"]["total"], board)["fits"]
+    if not out["fits"]:
+        out["suggestions"] = suggestions(total, board, bits, early_alone and len(estimated) > 1)
+    fps = [r["estimated_fps"] for r in estimated.values()]
+    out["estimated_fps"] = round(min(fps), 2) if fps else None
+    if set(estimated) == {"early", "later"}:
+        e, l = estimated["early"]["estimated_fps"], estimated["later"]["estimated_fps"]
+        placement = "fabric" if out["fits"] else ("arm" if early_alone else "none")
+        why = (
+            f"streaming runs the early-net once per frame ({e:.1f} frames/s) and the later-net once per collage "
+            f"({l:.1f} collages/s): pipeline {min(e, l):.1f} fps. "
+        )
+        if placement == "fabric":
+            why += "Both fit on the fabric together, so both run there (the ARM cores only decode and lay out the collage)."
+        elif placement == "arm":
+            out["estimated_fps"] = round(e, 2)
+            why += (
+                "Both together do not fit, the early-net alone does: the later-net runs on the ARM cores; "
+                "estimated_fps is the early-net's, the ARM later-net rate is not estimated here."
+            )
+        else:
+            why += "Not even the early-net fits alone on this board."
+        out["placement"] = {"early_net": "fabric" if early_alone or out["fits"] else "none", "later_net": placement,
+                            "why": why}  # fmt: skip
+    return out
+
+
+def write_report(report: dict, path: str | os.PathLike) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    return Path(path)
+
+
+def print_report(report: dict, console=None) -> None:
+    """Per-layer resources and cycles, totals, capacity, margin, fit and fps as rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for part, r in report["parts"].items():
+        if "layers" not in r:
+            continue
+        t = Table(title=f"{report['model']} {part}-net ({report['bits']}) on {report['board']}: FINN estimates")
+        for col in ("layer", "LUT", "BRAM_18K", "URAM", "DSP", "cycles"):
+            t.add_column(col, justify="left" if col == "layer" else "right")
+        for layer in r["layers"]:
+            t.add_row(layer["layer"], *(f"{layer[k]:g}" for k in ESTIMATED), str(layer["cycles"]))
+        t.add_row("[b]total[/b]", *(f"[b]{r['total'][k]:g}[/b]" for k in ESTIMATED),
+                  f"[b]{r['max_cycles']}[/b] (max)", end_section=True)  # fmt: skip
+        console.print(t)
+        console.print(f"  {part}-net: {r['estimated_fps']:.1f} /s at {report['clock_ns']} ns, "
+                      f"bottleneck {r['bottleneck']}, verified: {r.get('verified')}")  # fmt: skip
+    if "total" in report:
+        t = Table(title=f"{report['board']} fit check (limit {report['limit']:.0%} with margin)")
+        for col in ("resource", "estimate", "margin", "with margin", "capacity", "use"):
+            t.add_column(col, justify="left" if col == "resource" else "right")
+        for k in FIT_RESOURCES:
+            use = report["utilization"][k]
+            t.add_row(k, f"{report['total'][k]:g}", f"{report['margin'][k]:g}", f"{report['total_with_margin'][k]:g}",
+                      str(report["capacity"][k]), f"{use:.0%}" if use is not None else "-")  # fmt: skip
+        console.print(t)
+        verdict = "[green]fits[/green]" if report["fits"] else "[red]does not fit[/red]"
+        console.print(f"{verdict}; estimated_fps {report['estimated_fps']}; verified {report['verified']}")
+        for tip in report.get("suggestions", []):
+            console.print(f"  try: {tip}")
+        if "placement" in report:
+            console.print(f"  placement: {report['placement']['why']}")
+    if report.get("stopped"):
+        console.print(f"[yellow]{report['stopped']}[/yellow]")
