@@ -154,7 +154,9 @@ class _SlowBackend(TorchBackend):
 def test_live_source_drops_to_the_newest_frame_and_counts_drops():
     backend = _SlowBackend(create_model("vic_edge", img_size=32, num_classes=3))
     seen = []
-    summary = run_stream(_FastLive(), backend, pad="first", progress=False, on_prediction=lambda p: seen.append(p.frame))
+    summary = run_stream(
+        _FastLive(), backend, pad="first", progress=False, on_prediction=lambda p: seen.append(p.frame)
+    )
     assert summary["frames_dropped"] > 10
     assert summary["frames_in"] + summary["frames_dropped"] == 40
     assert seen == sorted(seen) and seen[-1] == 39  # the newest frame always gets through

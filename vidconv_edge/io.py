@@ -23,6 +23,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise UserError(f"cannot write {path}: {e.strerror or e}") from e
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600 files; artifacts get the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)

@@ -64,24 +64,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from vidconv_edge.train import load_recipe, train
+    from vidconv_edge.train.distributed import cleanup
 
     recipe = load_recipe(args.config)
-    metrics = train(
-        recipe,
-        args.data,
-        args.out,
-        args.model,
-        epochs=args.epochs,
-        resume=args.resume,
-        pretrained=args.pretrained,
-        train_list=args.train_list,
-        val_list=args.val_list,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        seed=args.seed,
-        stop_after=args.stop_after,
-        device=args.device,
-    )
+    try:
+        metrics = train(
+            recipe,
+            args.data,
+            args.out,
+            args.model,
+            epochs=args.epochs,
+            resume=args.resume,
+            pretrained=args.pretrained,
+            train_list=args.train_list,
+            val_list=args.val_list,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            seed=args.seed,
+            stop_after=args.stop_after,
+            device=args.device,
+        )
+    finally:
+        cleanup()
     if args.json and int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(metrics))
     return 0

@@ -1,1 +1,8 @@
-"""vidconv_edge.hw"""
+"""vidconv_edge.hw: FINN flow for the quantized edge models.
+
+- ``boards``: the target boards (part, clock, capacity, shell flow, precision profile); no FINN import.
+- ``flow.build_fpga(source, board, out_dir, ...)``: QONNX -> FINN -> verified HW graph -> estimates -> HLS/RTL code,
+  and the Vivado steps when installed (``vivado`` decides); writes ``out_dir/report.json``.
+- ``steps_*``: our builder steps, ``step_x(model, cfg)`` with ``config.HwBuildConfig``.
+- ``report``: FINN estimates per layer, fit check with a stated margin, rich tables.
+"""

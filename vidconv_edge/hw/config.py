@@ -25,7 +25,7 @@ class HwBuildConfig(DataflowBuildConfig):
     input_scale: float | None = None  # later-net: scale of the early-net's integer output
     input_datatype: str | None = None  # later-net: FINN datatype of that output, e.g. "INT4"
     swg_block_lut: int = 1500  # sliding-window generators estimated above this many LUTs go to BRAM
-    threshold_bram_depth: int = 256  # threshold memories at least this deep go to BRAM, smaller ones to LUTRAM
+    threshold_bram_depth: int = 8192  # threshold memories at least this deep go to BRAM, smaller ones to LUTRAM
     has_uram: bool = False
     verify_samples: int = 2
     io: dict = field(default_factory=dict)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.hw.boards import get_board
-from vidconv_edge.hw.vivado import ToolMissing, boundary_message, check_step, needs_tools
+from vidconv_edge.hw.vivado import ToolCheck, ToolMissing, boundary_message, check_step, needs_tools
 
 # (step name, module holding it: "finn" = finn.builder.build_dataflow_steps)
 STEPS: list[tuple[str, str]] = [
@@ -30,6 +30,7 @@ STEPS: list[tuple[str, str]] = [
     ("step_target_fps_parallelization", "finn"),
     ("step_memory_styles", "steps_folding"),
     ("step_minimize_bit_width", "finn"),
+    ("step_widen_binary_weights", "steps_codegen"),
     ("step_generate_estimate_reports", "finn"),
     ("step_hw_codegen", "finn"),
     ("step_hw_ipgen", "finn"),
@@ -57,6 +58,13 @@ def resolve_until(until: str | None) -> str:
     if name not in STEP_NAMES:
         raise UserError(f"unknown step '{until}' for --until: choose one of {', '.join(STEP_NAMES)}")
     return name
+
+
+def asked_for_missing_tools(until: str | None, stopped_at: str | None) -> bool:
+    """True when ``--until`` named a step at or past the one that stopped for a missing tool (non-zero exit)."""
+    if until is None or stopped_at is None:
+        return False
+    return STEP_NAMES.index(resolve_until(until)) >= STEP_NAMES.index(stopped_at)
 
 
 def _step_function(name: str, module: str):
@@ -178,9 +186,10 @@ def build_fpga(
     report["dataflow_limit_fps"] = round(1e9 / clock / pixels, 1)
     report["produced"] = [x for p in parts.values() for x in p["produced"]]
     stopped = [p for p in parts.values() if p["stopped"]]
-    report["stopped"] = stopped[0]["stopped"] if stopped else None
+    first = ToolCheck(stopped[0]["stopped_at"], tuple(stopped[0]["missing_tools"])) if stopped else None
+    report["stopped"] = boundary_message(first, report["produced"]) if first else None
     report["flow_seconds"] = round(time.perf_counter() - t0, 1)
     write_report(report, out / "report.json")
-    if stopped and until is not None and STEP_NAMES.index(stop) >= STEP_NAMES.index(stopped[0]["stopped_at"]):
+    if stopped and asked_for_missing_tools(until, stopped[0]["stopped_at"]):
         raise ToolMissing(f"--until {stop}: {report['stopped']} (report: {out / 'report.json'})")
     return report

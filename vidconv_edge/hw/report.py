@@ -14,14 +14,20 @@ from vidconv_edge.io import atomic_path
 FIT_RESOURCES = ("LUT", "BRAM_18K", "DSP")
 ESTIMATED = ("LUT", "BRAM_18K", "URAM", "DSP")
 UTILISATION_LIMIT = 0.80  # placement/routing headroom: a design above 80% of a resource rarely closes timing
-MARGIN_FRACTION = {"LUT": 0.10, "BRAM_18K": 0.10, "DSP": 0.0}
+# margin = fraction of the estimate + a fixed amount for the shell (PS/DMA, AXI interconnect)
+MARGIN_FRACTION = {"LUT": 0.10, "BRAM_18K": 0.20, "DSP": 0.0}
+MARGIN_FIXED = {"LUT": 3000, "BRAM_18K": 4, "DSP": 0}
 MARGIN_NOTE = (
     "FINN's estimator leaves out FIFOs (sizing needs simulation), data-width converters, FFs and the PS/DMA shell, "
-    "and counts MVAU_rtl, element-wise adds, duplicators, padding and pooling as 0 LUT. The fit check adds 10% of "
-    "the part's LUTs and 10% of its BRAM18 (full buffering of vic_edge's residual forks measured ~29 BRAM18, "
-    "~10% of the xc7z020) and requires estimate + margin <= 80% of LUT, BRAM18 and DSP. FF is not estimated by FINN; "
-    "URAM is reported as FINN gives it."
+    "and counts MVAU_rtl, element-wise adds, duplicators, padding and pooling as 0 LUT. The fit check adds "
+    "10% of the estimated LUTs + 3000 LUT (shell, DMA), 20% of the estimated BRAM18 + 4 (FIFOs: full buffering of "
+    "vic_edge's residual forks measured ~29 BRAM18, ~20% of its estimate; DMA buffers), no DSP, and requires "
+    "estimate + margin <= 80% of LUT, BRAM18 and DSP. FF is not estimated by FINN; URAM is reported as FINN gives it."
 )
+
+
+def margin_for(total: dict) -> dict:
+    return {k: round(MARGIN_FRACTION[k] * total.get(k, 0) + MARGIN_FIXED[k], 1) for k in FIT_RESOURCES}
 
 
 def read_part_reports(report_dir: str | os.PathLike) -> dict:
@@ -53,7 +59,7 @@ def _num(v) -> float:
 def fit_check(total: dict, board: Board) -> dict:
     """Margin, totals with margin, utilisation, ``fits`` and the overflowing resources of ``total`` on ``board``."""
     cap = board.capacity
-    margin = {k: round(MARGIN_FRACTION[k] * cap[k], 1) for k in FIT_RESOURCES}
+    margin = margin_for(total)
     with_margin = {k: round(total.get(k, 0) + margin[k], 1) for k in FIT_RESOURCES}
     util = {k: round(with_margin[k] / cap[k], 4) if cap[k] else None for k in FIT_RESOURCES}
     overflow = [
@@ -76,12 +82,7 @@ def suggestions(total: dict, board: Board, bits: str, early_fits_alone: bool) ->
     tips = ["lower --target-fps: less folding parallelism, fewer LUTs per layer"]
     if not bits.endswith("A4") and not bits.endswith("A2"):
         tips.append("4-bit activations (W8A4): thresholds cost ~2^A per channel, A8 -> A4 saves ~16x on them")
-    bigger = [
-        b.name
-        for b in BOARDS.values()
-        if all(total.get(k, 0) + MARGIN_FRACTION[k] * b.capacity[k] <= UTILISATION_LIMIT * b.capacity[k] for k in FIT_RESOURCES)
-        and b.lut > board.lut
-    ]
+    bigger = [b.name for b in BOARDS.values() if b.lut > board.lut and fit_check(total, b)["fits"]]
     if bigger:
         tips.append(f"a larger board: {bigger[0]}")
     if early_fits_alone:

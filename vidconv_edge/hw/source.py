@@ -28,6 +28,13 @@ class PartSource:
     input_datatype: str | None = None
 
 
+def run_reference(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
+    """Execute a QONNX file with qonnx (the reference FINN checks against), one sample at a time."""
+    from vidconv_edge.export.qonnx import run_qonnx
+
+    return run_qonnx(path, x)
+
+
 @dataclass
 class BuildSource:
     model: str
@@ -110,14 +117,14 @@ def prepare_source(
     source: str | os.PathLike | None, board, out_dir: Path, part: str, samples: int, video=None
 ) -> BuildSource:
     """QONNX file(s) for ``part`` and their verification samples, under ``out_dir/qonnx``."""
-    from vidconv_edge.export.qonnx import export_qonnx, read_qonnx_metadata, run_qonnx
+    from vidconv_edge.export.qonnx import export_qonnx, read_qonnx_metadata
     from vidconv_edge.quant.bits import make_bits
 
     wanted = parts_of(part)
     qdir = out_dir / "qonnx"
     bits = make_bits(board.weight_bits, act_bits=board.act_bits)
     if source is not None and Path(source).suffix == ".onnx":
-        return _from_qonnx(Path(source), wanted, samples, video, read_qonnx_metadata, run_qonnx)
+        return _from_qonnx(Path(source), wanted, samples, video, read_qonnx_metadata)
     if source is not None and not Path(source).exists():
         raise UserError(f"model not found: {source}")
     qmodel, origin = load_quant_model(source, bits)
@@ -130,7 +137,7 @@ def prepare_source(
     build = BuildSource(qmodel.name, qmodel.bits.label(), origin, layout=tuple(qmodel.layout), img_size=spec.size)
     frames_needed = samples + spec.frames - 1
     frames = video_frames(video, spec.size, frames_needed)
-    feats = run_qonnx(files["early"], frames.astype(np.float32))
+    feats = run_reference(files["early"], frames.astype(np.float32))
     e_scale, e_dtype = _output_format(files["early"])
     if "early" in wanted:
         build.parts["early"] = PartSource(
@@ -142,11 +149,12 @@ def prepare_source(
 
         windows = np.concatenate([feats[i : i + spec.frames] for i in range(samples)])
         collages = frames_to_collage(torch.from_numpy(windows), qmodel.layout).numpy()
-        logits = run_qonnx(files["later"], collages)
+        logits = run_reference(files["later"], collages)
         l_scale, _ = _output_format(files["later"])
         build.parts["later"] = PartSource(
             "later", files["later"], _nhwc(_to_int(collages, e_scale, "the collage")),
-            _to_int(logits, l_scale, "the logits"), input_scale=e_scale, input_datatype=e_dtype,
+            _to_int(logits, l_scale, "the logits"),
+            input_scale=e_scale, input_datatype=e_dtype,
         )  # fmt: skip
     return build
 
@@ -159,7 +167,7 @@ def _output_format(path: Path) -> tuple[float, str]:
     return quant_output_format(ModelWrapper(str(path)))
 
 
-def _from_qonnx(path: Path, wanted, samples: int, video, read_meta, run_qonnx) -> BuildSource:
+def _from_qonnx(path: Path, wanted, samples: int, video, read_meta) -> BuildSource:
     meta = read_meta(path)
     part = meta.get("part")
     if part != "early":
@@ -171,7 +179,7 @@ def _from_qonnx(path: Path, wanted, samples: int, video, read_meta, run_qonnx) -
         raise UserError(f"{path} holds only the early-net: use --part early")
     size = int(meta["input_spec"]["size"])
     frames = video_frames(video, size, samples)
-    feats = run_qonnx(path, frames.astype(np.float32))
+    feats = run_reference(path, frames.astype(np.float32))
     scale, _ = _output_format(path)
     q = meta["quant"]
     bits = f"W{q['weight_bits']['early']}A{q['act_bits']['early']}"

@@ -6,15 +6,28 @@ until nothing changes; lower convs (incl. the temporal branch's dilated depthwis
 all-ones tile conv) to Im2Col + MatMul; push the layout transposes through forks and joins until
 they cancel; global average pooling becomes GlobalAccPool early so its 1/N folds into the next
 thresholds; then round and clip the thresholds (integer inputs).
+
+FINN's ``Streamline`` removes "identity" Mul/Add nodes with ``np.isclose`` (atol 1e-5, rtol 1e-5): a BN
+whose affine scale is 0.999995 (an untrained BN: 1/sqrt(1 + eps)), or a bias under 1e-5 next to
+activations of scale 1e-5, silently disappears and the integer graph no longer equals the QONNX model.
+:class:`ExactStreamline` runs the same transformations with an exact identity test.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto, helper
+import qonnx.core.data_layout as DataLayout
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
-from qonnx.transformation.general import RemoveUnusedTensors
+from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
+from qonnx.transformation.general import (
+    ConvertDivToMul,
+    ConvertSubToAdd,
+    GiveReadableTensorNames,
+    GiveUniqueNodeNames,
+    RemoveUnusedTensors,
+)
 from qonnx.transformation.infer_data_layouts import InferDataLayouts
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
@@ -25,10 +38,54 @@ from vidconv_edge.hw.config import HwBuildConfig
 import finn.transformation.streamline.absorb as absorb  # noqa: E402  (after config: FINN is prepared)
 import finn.transformation.streamline.reorder as reorder  # noqa: E402
 from finn.transformation.fpgadataflow.convert_to_hw.global_acc_pool import InferGlobalAccPoolLayer  # noqa: E402
-from finn.transformation.streamline import Streamline  # noqa: E402
+from finn.transformation.streamline.collapse_repeated import CollapseRepeatedAdd, CollapseRepeatedMul  # noqa: E402
+from finn.transformation.streamline.sign_to_thres import ConvertSignToThres  # noqa: E402
 from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds  # noqa: E402
 
 MAX_ROUNDS = 20
+
+
+class RemoveExactIdentityOps(Transformation):
+    """Remove Add/Sub of exactly 0, Mul/Div by exactly 1, and Identity nodes (no tolerance)."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        from qonnx.transformation.remove import remove_node_and_rewire
+
+        for node in model.graph.node:
+            neutral = {"Add": 0.0, "Sub": 0.0, "Mul": 1.0, "Div": 1.0}.get(node.op_type)
+            value = model.get_initializer(node.input[1]) if neutral is not None else None
+            exact = value is not None and bool(np.all(np.asarray(value) == neutral))
+            # only when the constant does not broadcast the other input to a larger shape
+            if exact and np.asarray(value).size <= int(np.prod(model.get_tensor_shape(node.input[0]) or [1])):
+                remove_node_and_rewire(model, node)
+                return model, True
+            if node.op_type == "Identity":
+                remove_node_and_rewire(model, node)
+                return model, True
+        return model, False
+
+
+class ExactStreamline(Transformation):
+    """FINN's ``Streamline`` transformation list, each followed by an exact identity removal."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        steps = [
+            ConvertSubToAdd(), ConvertDivToMul(), BatchNormToAffine(), ConvertSignToThres(),
+            reorder.MoveMulPastMaxPool(), absorb.AbsorbScalarBiasIntoMultiThreshold(), reorder.MoveScalesPastIm2Col(),
+            reorder.MoveScalarLinearPastInvariants(), reorder.MoveAddPastMul(), reorder.MoveScalarAddPastMatMul(),
+            reorder.MoveAddPastConv(), reorder.MoveScalarMulPastMatMul(), reorder.MoveScalarMulPastConv(),
+            reorder.MoveAddPastMul(), CollapseRepeatedAdd(), CollapseRepeatedMul(), reorder.MoveMulPastMaxPool(),
+            absorb.AbsorbAddIntoMultiThreshold(), absorb.FactorOutMulSignMagnitude(), absorb.AbsorbMulIntoMultiThreshold(),
+            absorb.Absorb1BitMulIntoMatMul(), absorb.Absorb1BitMulIntoConv(),
+        ]  # fmt: skip
+        for t in steps:
+            model = model.transform(t)
+            model = model.transform(RemoveExactIdentityOps())
+            model = model.transform(GiveUniqueNodeNames())
+            model = model.transform(GiveReadableTensorNames())
+            model = model.transform(InferDataTypes())
+            model = model.transform(InferDataLayouts())
+        return model, False
 
 
 def _changed(model: ModelWrapper, transformation: Transformation) -> tuple[ModelWrapper, bool]:
@@ -52,10 +109,10 @@ def until_fixpoint(model: ModelWrapper, transformations: list[Transformation], r
 def step_vidconv_streamline(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
     """Streamline a residual BN/ReLU network (VidConv blocks, SEVNet modules) down to MultiThreshold + MatMul."""
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
-    model = model.transform(Streamline())
+    model = model.transform(ExactStreamline())
     model = until_fixpoint(
         model,
-        [absorb.AbsorbScalarBiasIntoMultiThreshold(), reorder.MoveLinearPastFork(), reorder.MoveLinearPastEltwiseAdd(), Streamline()],
+        [absorb.AbsorbScalarBiasIntoMultiThreshold(), reorder.MoveLinearPastFork(), reorder.MoveLinearPastEltwiseAdd(), ExactStreamline()],
     )  # fmt: skip
     model = model.transform(LowerConvsToMatMul())
     model = until_fixpoint(
@@ -66,8 +123,8 @@ def step_vidconv_streamline(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWra
     if model.get_nodes_by_op_type("GlobalAveragePool"):
         model = model.transform(InferDataLayouts())
         model = model.transform(InferGlobalAccPoolLayer())
-        model = until_fixpoint(model, [absorb.AbsorbConsecutiveTransposes(), Streamline()])
-    model = model.transform(Streamline())
+        model = until_fixpoint(model, [absorb.AbsorbConsecutiveTransposes(), ExactStreamline()])
+    model = model.transform(ExactStreamline())
     model = model.transform(RoundAndClipThresholds())
     model = model.transform(InferDataLayouts())
     return model.transform(RemoveUnusedTensors())
@@ -75,6 +132,28 @@ def step_vidconv_streamline(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWra
 
 def _is_layout_transpose(node, perm: list[int]) -> bool:
     return node.op_type == "Transpose" and [a for a in node.attribute if a.name == "perm"][0].ints == perm
+
+
+def _transpose_before_threshold(model: ModelWrapper, mt) -> None:
+    """input -> MultiThreshold (NCHW) -> Transpose to NHWC  ==>  input -> Transpose -> MultiThreshold (NHWC)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    after = model.find_consumers(mt.output[0]) or []
+    if len(after) != 1 or not _is_layout_transpose(after[0], [0, 2, 3, 1]):
+        return
+    tr = after[0]
+    inp, mt_out, tr_out = mt.input[0], mt.output[0], tr.output[0]
+    tr.input[0], tr.output[0] = inp, mt_out  # the transpose now reads the graph input
+    mt.input[0], mt.output[0] = mt_out, tr_out  # the thresholds read NHWC and write what the transpose wrote
+    model.set_tensor_shape(mt_out, model.get_tensor_shape(tr_out))
+    model.set_tensor_datatype(mt_out, model.get_tensor_datatype(inp))
+    model.set_tensor_layout(mt_out, DataLayout.NHWC)
+    model.set_tensor_layout(tr_out, DataLayout.NHWC)
+    getCustomOp(mt).set_nodeattr("data_layout", "NHWC")
+    nodes = list(model.graph.node)
+    i, j = nodes.index(mt), nodes.index(tr)
+    model.graph.node.remove(tr)
+    model.graph.node.insert(min(i, j), tr)
 
 
 def step_integer_io(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
@@ -85,6 +164,9 @@ def step_integer_io(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
     """
     inp = model.graph.input[0].name
     first = model.find_consumers(inp) or []
+    if len(first) == 1 and first[0].op_type == "MultiThreshold":  # later-net: thresholds, then the transpose
+        _transpose_before_threshold(model, first[0])
+        first = model.find_consumers(inp) or []
     if len(first) == 1 and _is_layout_transpose(first[0], [0, 2, 3, 1]):
         dtype = model.get_tensor_datatype(inp)
         new_in = first[0].output[0]
@@ -93,6 +175,7 @@ def step_integer_io(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
         model.graph.input.remove(model.graph.input[0])
         model.graph.input.insert(0, _value_info(model, new_in, shape))
         model.set_tensor_datatype(new_in, dtype)
+        model.set_tensor_layout(new_in, DataLayout.NHWC)
         cfg.io.setdefault("input", {})["layout"] = "NHWC"
     scale = 1.0
     layout = "NCHW" if len(model.get_tensor_shape(model.graph.output[0].name)) == 4 else "NC"

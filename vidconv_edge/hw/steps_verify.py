@@ -39,6 +39,7 @@ def step_verify_hw_python(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapp
         "bit_exact": mismatches == 0,
         "mismatches": mismatches,
         "max_abs_diff": float(diff.max()) if diff.size else 0.0,
+        "values": int(diff.size),
     }
     if mismatches:
         raise VerificationFailed(

@@ -56,15 +56,14 @@ def run_stream(
     window = LiveWindow() if show else None
     src = open_source(source)
     reader = FrameReader(src, Preprocessor(be.input_spec)).start()
-    writers: list = []
+    json_out: JsonlWriter | None = None
+    video_out: OverlayWriter | None = None
     ok, interrupted, frames_in = False, False, 0
     fps_meter, last = _Fps(), None
     t_start = time.perf_counter()
     try:
         json_out = JsonlWriter(jsonl) if jsonl else None
-        writers.append(json_out)
         video_out = OverlayWriter(overlay, src.fps) if overlay else None
-        writers.append(video_out)
         bar = _progress_bar(progress, src)
         try:
             for frame, x in reader:
@@ -95,13 +94,29 @@ def run_stream(
         ok = True
     finally:
         reader.stop()
-        for w in writers:
-            if w is not None:
-                w.close(ok)
+        for writer in (json_out, video_out):
+            if writer is not None:
+                writer.close(ok)
         if window:
             window.close()
+    summary = {
+        "source": src.name,
+        "live": src.live,
+        "backend": be.name,
+        "model": be.model_name,
+        "frames_in": frames_in,
+        "frames_dropped": reader.dropped,
+        "frames_corrupt": src.corrupt,
+    }
     elapsed = time.perf_counter() - t_start
-    return _summary(be, engine, src, reader, frames_in, elapsed, interrupted, jsonl, overlay, writers)
+    summary.update(_engine_stats(engine, frames_in, elapsed))
+    summary.update(
+        elapsed_s=round(elapsed, 3),
+        interrupted=interrupted,
+        jsonl=str(Path(jsonl)) if jsonl else None,
+        overlay=str(Path(overlay)) if video_out is not None and video_out.frames else None,
+    )
+    return summary
 
 
 def _progress_bar(enabled: bool, src: Source):
@@ -112,35 +127,23 @@ def _progress_bar(enabled: bool, src: Source):
     return tqdm(total=src.total, unit="frame", desc="stream", leave=False, dynamic_ncols=True)
 
 
-def _summary(be, engine, src, reader, frames_in, elapsed, interrupted, jsonl, overlay, writers) -> dict:
+def _engine_stats(engine: StreamEngine, frames_in: int, elapsed: float) -> dict:
     early = Timings.percentiles(engine.timings.early)
     later = Timings.percentiles(engine.timings.later)
-    overlay_written = overlay is not None and writers[1] is not None and writers[1].frames > 0
-    summary = {
-        "source": src.name,
-        "live": src.live,
-        "backend": be.name,
-        "model": be.model_name,
-        "frames_in": frames_in,
-        "frames_dropped": reader.dropped,
-        "frames_corrupt": src.corrupt,
+    stats = {
         "outputs": len(engine.timings.later),
         "stride": engine.stride,
         "pad": engine.pad,
-        "elapsed_s": round(elapsed, 3),
         "fps": round(frames_in / elapsed, 2) if elapsed > 0 else None,
         "early_ms_p50": early[0],
         "early_ms_p95": early[1],
         "later_ms_p50": later[0],
         "later_ms_p95": later[1],
-        "interrupted": interrupted,
-        "jsonl": str(Path(jsonl)) if jsonl else None,
-        "overlay": str(Path(overlay)) if overlay_written else None,
     }
     if engine.recompute:
         full = Timings.percentiles(engine.timings.full)
-        summary.update(recompute_ms_p50=full[0], recompute_ms_p95=full[1], max_abs_diff=engine.max_abs_diff)
-    return summary
+        stats.update(recompute_ms_p50=full[0], recompute_ms_p95=full[1], max_abs_diff=engine.max_abs_diff)
+    return stats
 
 
 def print_summary(summary: dict, console=None) -> None:

@@ -1,8 +1,8 @@
 """Training recipes: YAML files validated into dataclasses (unknown keys and wrong types -> UserError).
 
-A recipe has four sections; every key is optional and defaults to the values below::
+A recipe has four sections, every key optional (defaults: the dataclasses below), e.g.::
 
-    model:  {drop_path_rate: 0.25, drop_rate: 0.0}     # keyword overrides for create_model
+    model:  {drop_path_rate: 0.25, drop_rate: 0.0}            # keyword overrides for create_model
     data:   {sampling: vidconv, stride_range: [8, 12], ...}   # clip sampling and augmentation
     optim:  {name: adamw, lr: 1.0e-3, min_lr: 5.0e-6, backbone_lr_factor: 0.25, ...}
     train:  {epochs: 24, batch_size: 64, step_batch_size: 8, early_stopping: null, ...}

@@ -55,15 +55,6 @@ def all_gather_objects(info: DistInfo, obj):
     return out
 
 
-def broadcast_object(info: DistInfo, obj):
-    """Rank 0's ``obj`` on every rank."""
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def broadcast_buffers(info: DistInfo, model: torch.nn.Module) -> None:
     """Copy rank 0's buffers (BatchNorm running statistics) to every rank."""
     if info.enabled:
@@ -71,6 +62,7 @@ def broadcast_buffers(info: DistInfo, model: torch.nn.Module) -> None:
             dist.broadcast(buf, src=0)
 
 
-def cleanup(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
+def cleanup() -> None:
+    """Leave the process group (end of a torchrun job)."""
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -185,7 +185,6 @@ class Trainer:
             dataset,
             batch_size=self.step_batch,
             sampler=sampler,
-            shuffle=False if sampler is None else None,
             drop_last=self.drop_last if sampler is not None else False,
             num_workers=self.workers,
             worker_init_fn=_seed_worker,

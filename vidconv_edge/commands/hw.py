@@ -1,0 +1,80 @@
+"""`vidconv-edge boards` and `vidconv-edge build-fpga`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("boards", help="list the FPGA boards build-fpga targets")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_boards)
+
+    p = sub.add_parser(
+        "build-fpga", help="lower a quantized VidConv edge model through FINN to a dataflow accelerator for a board"
+    )
+    p.add_argument(
+        "source", nargs="?",
+        help="quantized checkpoint (a float one is PTQ-quantized at the board's precision), or an early-net QONNX "
+        "file; default: the bundled vic_edge quantized at the board's precision",
+    )  # fmt: skip
+    p.add_argument("--board", default="pynq-z2", help="target board (see `vidconv-edge boards`; default pynq-z2)")
+    p.add_argument("--out", required=True, help="build folder (report.json, per-part FINN outputs)")
+    p.add_argument("--target-fps", type=float, default=30.0, help="folding target, frames (collages) per second (default 30)")
+    p.add_argument("--clock-ns", type=float, help="clock period in ns (default: the board's)")
+    p.add_argument("--part", choices=("early", "later", "both"), default="both", help="which accelerator(s) to build")
+    p.add_argument("--until", help="stop after this step (e.g. generate_estimate_reports); default: as far as the tools allow")
+    p.add_argument("--verify-samples", type=int, default=2, help="video frames (early) / collages (later) verified")
+    p.add_argument("--video", help="video for verification and PTQ calibration (default: the bundled sample)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    p.set_defaults(handler=_build)
+
+
+def _boards(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from vidconv_edge.hw.boards import list_boards
+
+    boards = list_boards()
+    if args.json:
+        print(json.dumps({b.name: b.to_dict() for b in boards}, indent=2))
+        return 0
+    table = Table(title="build-fpga boards")
+    for col in ("board", "part", "clock ns", "LUT", "FF", "BRAM18", "URAM", "DSP", "shell", "precision"):
+        table.add_column(col, justify="right" if col in ("clock ns", "LUT", "FF", "BRAM18", "URAM", "DSP") else "left")
+    for b in boards:
+        table.add_row(b.name, b.part, f"{b.clock_ns:g}", f"{b.lut:,}", f"{b.ff:,}", str(b.bram_18k), str(b.uram),
+                      f"{b.dsp:,}", b.shell_flow, b.precision)  # fmt: skip
+    console = Console()
+    console.print(table)
+    for b in boards:
+        console.print(f"  {b.name}: {b.note}")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from vidconv_edge.hw.boards import get_board
+    from vidconv_edge.hw.flow import build_fpga, resolve_until
+    from vidconv_edge.hw.report import print_report
+
+    get_board(args.board)  # bad input fails before FINN is imported
+    resolve_until(args.until)
+    console = Console(stderr=args.json)
+    report = build_fpga(
+        args.source, args.board, args.out, target_fps=args.target_fps, clock_ns=args.clock_ns, part=args.part,
+        until=args.until, verify_samples=args.verify_samples, video=args.video,
+        log=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report, console)
+        console.print(f"report: {args.out}/report.json")
+    return 0
