@@ -456,11 +456,17 @@ def test_cli_train_eval_predict_on_videos(trained_run, synth, capsys, tmp_path):
     assert code == 0 and len(out.strip().splitlines()) == 2
 
 
-def test_cli_train_resume_continues_a_stopped_run(synth, tiny_config, tmp_path, capsys):
-    args = ["train", "--model", "vic_edge", "--data", synth, "--config", tiny_config, "--epochs", "2", "--out", tmp_path / "r"]
-    assert run(capsys, *args, "--stop-after", "1")[0] == 0
-    code, out, _ = run(capsys, *args, "--resume", "--json")
+def test_cli_train_resume_on_videos_equals_a_straight_run(synth, tiny_config, tmp_path, capsys):
+    """The real data pipeline (random strides, crops, flips) resumes exactly too."""
+    torch.set_num_threads(1)
+    args = ["train", "--model", "vic_edge", "--data", synth, "--config", tiny_config, "--epochs", "2", "--workers", "0"]
+    assert run(capsys, *args, "--out", tmp_path / "straight")[0] == 0
+    assert run(capsys, *args, "--out", tmp_path / "r", "--stop-after", "1")[0] == 0
+    code, out, _ = run(capsys, *args, "--out", tmp_path / "r", "--resume", "--json")
     assert code == 0 and json.loads(out)["epochs_done"] == 2
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "r" / "last.pt")
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
 
 
 def test_cli_bad_input_exits_2_with_a_message(trained_run, synth, tiny_config, tmp_path, capsys):

@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--part", choices=("early", "later", "both"), default="both", help="which accelerator(s) to build")
     p.add_argument("--until", help="stop after this step (e.g. generate_estimate_reports); default: as far as the tools allow")
     p.add_argument("--verify-samples", type=int, default=2, help="video frames (early) / collages (later) verified")
+    p.add_argument(
+        "--no-strict-verify", dest="strict_verify", action="store_false",
+        help="on a verification mismatch, report verified: false and go on (default: stop the build)",
+    )  # fmt: skip
     p.add_argument("--video", help="video for verification and PTQ calibration (default: the bundled sample)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     p.set_defaults(handler=_build)
@@ -59,6 +63,7 @@ def _build(args: argparse.Namespace) -> int:
     import json
 
     from rich.console import Console
+    from rich.markup import escape
 
     from vidconv_edge.hw.boards import get_board
     from vidconv_edge.hw.flow import build_fpga, resolve_until
@@ -69,8 +74,8 @@ def _build(args: argparse.Namespace) -> int:
     console = Console(stderr=args.json)
     report = build_fpga(
         args.source, args.board, args.out, target_fps=args.target_fps, clock_ns=args.clock_ns, part=args.part,
-        until=args.until, verify_samples=args.verify_samples, video=args.video,
-        log=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+        until=args.until, verify_samples=args.verify_samples, video=args.video, strict_verify=args.strict_verify,
+        log=lambda msg: console.print(f"[dim]{escape(msg)}[/dim]"),
     )  # fmt: skip
     if args.json:
         print(json.dumps(report, indent=2))

@@ -24,8 +24,10 @@ class HwBuildConfig(DataflowBuildConfig):
     part_name: str = "early"
     input_scale: float | None = None  # later-net: scale of the early-net's integer output
     input_datatype: str | None = None  # later-net: FINN datatype of that output, e.g. "INT4"
-    swg_block_lut: int = 1500  # sliding-window generators estimated above this many LUTs go to BRAM
-    threshold_bram_depth: int = 8192  # threshold memories at least this deep go to BRAM, smaller ones to LUTRAM
-    has_uram: bool = False
+    lut_capacity: int = 53_200  # the board's, for step_memory_styles' LUT/BRAM balance
+    bram_capacity: int = 280
+    lut_used: float = 0.0  # by the parts built before this one
+    bram_used: float = 0.0
     verify_samples: int = 2
+    strict_verify: bool = True  # False: record a mismatch (verified: false) and go on to the estimates
     io: dict = field(default_factory=dict)

@@ -28,9 +28,9 @@ STEPS: list[tuple[str, str]] = [
     ("step_verify_hw_python", "steps_verify"),
     ("step_specialize_layers", "finn"),
     ("step_target_fps_parallelization", "finn"),
-    ("step_memory_styles", "steps_folding"),
     ("step_minimize_bit_width", "finn"),
     ("step_widen_binary_weights", "steps_codegen"),
+    ("step_memory_styles", "steps_folding"),
     ("step_generate_estimate_reports", "finn"),
     ("step_hw_codegen", "finn"),
     ("step_hw_ipgen", "finn"),
@@ -77,7 +77,8 @@ def _step_function(name: str, module: str):
     return getattr(importlib.import_module(f"vidconv_edge.hw.{module}"), name)
 
 
-def make_config(part_src, board, part_dir: Path, target_fps: float, clock_ns: float, samples: int):
+def make_config(part_src, board, part_dir: Path, target_fps: float, clock_ns: float, samples: int, strict: bool,
+                used: dict):  # fmt: skip
     """The ``HwBuildConfig`` of one part."""
     import numpy as np
 
@@ -93,7 +94,8 @@ def make_config(part_src, board, part_dir: Path, target_fps: float, clock_ns: fl
         generate_outputs=["estimate_reports"], standalone_thresholds=True, save_intermediate_models=True,
         verify_input_npy=str(vin), verify_expected_output_npy=str(vout),
         part_name=part_src.part, input_scale=part_src.input_scale, input_datatype=part_src.input_datatype,
-        has_uram=board.uram > 0, verify_samples=samples,
+        verify_samples=samples, strict_verify=strict, lut_capacity=board.lut, bram_capacity=board.bram_18k,
+        lut_used=used["LUT"], bram_used=used["BRAM_18K"],
     )  # fmt: skip
 
 
@@ -138,13 +140,15 @@ def build_fpga(
     until: str | None = None,
     verify_samples: int = 2,
     video: str | os.PathLike | None = None,
+    strict_verify: bool = True,
     log=print,
 ) -> dict:
     """Build ``source`` (quantized checkpoint, float checkpoint -> PTQ, early-net QONNX, None: bundled vic_edge)
     for ``board`` into ``out_dir``; returns the report (also ``out_dir/report.json``).
 
     Raises ToolMissing after writing the report when ``until`` asked for a step whose Xilinx tool is absent,
-    VerificationFailed when the HW graph is not bit-exact, NotInHardware when a node stays outside the partition.
+    VerificationFailed when the HW graph is not bit-exact (``strict_verify=False``: reported as ``verified: false``),
+    NotInHardware when a node stays outside the partition.
     """
     from vidconv_edge.hw.finn_env import apply_finn_environment
     from vidconv_edge.hw.report import combine, read_part_reports, write_report
@@ -170,14 +174,16 @@ def build_fpga(
         "board_precision": b.precision, "weights": src.origin, "clock_ns": clock, "target_fps": fps,
         "until": stop, "parts": {},
     }  # fmt: skip
+    used = {"LUT": 0.0, "BRAM_18K": 0.0}
     for name, part_src in src.parts.items():
-        cfg = make_config(part_src, b, out / name, fps, clock, verify_samples)
+        cfg = make_config(part_src, b, out / name, fps, clock, verify_samples, strict_verify, used)
         result = run_part(part_src, cfg, stop, b.shell_flow, log)
         report_dir = Path(cfg.output_dir) / "report"
         if (report_dir / "estimate_network_performance.json").is_file() and any(
             s["step"] == "step_generate_estimate_reports" for s in result["steps"]
         ):
             result.update(read_part_reports(report_dir))
+            used = {k: used[k] + result["total"][k] for k in used}
         report["parts"][name] = result
     parts = report["parts"]
     report.update(combine(parts, b, src.bits))

@@ -62,10 +62,11 @@ def fit_check(total: dict, board: Board) -> dict:
     margin = margin_for(total)
     with_margin = {k: round(total.get(k, 0) + margin[k], 1) for k in FIT_RESOURCES}
     util = {k: round(with_margin[k] / cap[k], 4) if cap[k] else None for k in FIT_RESOURCES}
+    checked = {**with_margin, "URAM": total.get("URAM", 0)}  # URAM only when FINN assigns any
     overflow = [
-        {"resource": k, "needed": with_margin[k], "allowed": round(UTILISATION_LIMIT * cap[k], 1), "capacity": cap[k]}
-        for k in FIT_RESOURCES
-        if with_margin[k] > UTILISATION_LIMIT * cap[k]
+        {"resource": k, "needed": checked[k], "allowed": round(UTILISATION_LIMIT * cap[k], 1), "capacity": cap[k]}
+        for k in (*FIT_RESOURCES, "URAM")
+        if checked[k] > UTILISATION_LIMIT * cap[k]
     ]
     return {
         "margin": {**margin, "note": MARGIN_NOTE},
@@ -96,7 +97,8 @@ def combine(parts: dict[str, dict], board: Board, bits: str) -> dict:
     total = {k: round(sum(r["total"][k] for r in estimated.values()), 1) for k in ESTIMATED}
     out = {"total": total, "capacity": board.capacity, **fit_check(total, board)}
     if not estimated:
-        out.update(fits=False, estimated_fps=None, fit_note="no estimates: the build stopped before step_generate_estimate_reports")
+        note = "no estimates: the build stopped before step_generate_estimate_reports"
+        out.update(fits=False, estimated_fps=None, fit_note=note)
         return out
     early_alone = "early" in estimated and fit_check(estimated["early"]["total"], board)["fits"]
     if not out["fits"]:

@@ -1,34 +1,71 @@
-"""Our memory-placement step, run after FINN's folding: trade LUTs for BRAM where the part needs it.
+"""Our memory-placement step, run after FINN's folding: balance LUTs against BRAM for the board.
 
-- sliding-window generators whose LUT estimate exceeds ``cfg.swg_block_lut`` keep their line buffers in BRAM;
-- thresholds: memories at least ``cfg.threshold_bram_depth`` deep go to BRAM, smaller ones to LUTRAM
-  (FINN picks the primitive with the least waste, i.e. LUTRAM, below the BRAM trigger); on parts without
-  URAM nothing goes to URAM (FINN's estimator would otherwise assign it).
+Two knobs, tried together, keeping the setting whose FINN estimate has the lowest
+``max(LUT use, BRAM18 use)`` of the board, counting the parts built before this one:
+- sliding-window generators whose LUT estimate exceeds a limit keep their line buffers in BRAM;
+- threshold memories at least a given depth deep go to BRAM, smaller ones to LUTRAM (FINN picks the
+  primitive with the least waste, i.e. LUTRAM, below the BRAM trigger), never to URAM: with FINN's
+  default triggers (0, 0) every threshold memory would be estimated in URAM, also on parts that have none.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from vidconv_edge.hw.config import HwBuildConfig
+from vidconv_edge.hw.report import margin_for
+
+from finn.analysis.fpgadataflow.res_estimation import res_estimation  # noqa: E402  (after config)
 
 NO_URAM_DEPTH = 2**30
+SWG_BLOCK_LUTS = (1500, NO_URAM_DEPTH)  # SWG LUT estimate above which its buffer goes to BRAM
+THRESHOLD_BRAM_DEPTHS = (256, 1024, 8192, NO_URAM_DEPTH)  # threshold memory depth from which BRAM is used
 
 
-def step_memory_styles(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
-    """Set ``ram_style`` of large sliding-window generators and the BRAM/URAM depth triggers of thresholds."""
-    part = cfg._resolve_fpga_part()
+def apply_memory_styles(model: ModelWrapper, part: str, swg_block_lut: int, threshold_bram_depth: int) -> list[str]:
+    """Set the SWG ram styles and threshold triggers; returns the SWGs put in BRAM."""
     moved = []
     for node in model.graph.node:
         inst = getCustomOp(node)
-        if node.op_type.startswith("ConvolutionInputGenerator") and "ram_style" in inst.get_nodeattr_types():
-            if inst.get_nodeattr("ram_style") != "block" and inst.lut_estimation(part) > cfg.swg_block_lut:
+        attrs = inst.get_nodeattr_types()
+        if node.op_type.startswith("ConvolutionInputGenerator") and "ram_style" in attrs:
+            inst.set_nodeattr("ram_style", "distributed")
+            if inst.lut_estimation(part) > swg_block_lut:
                 inst.set_nodeattr("ram_style", "block")
                 moved.append(node.name)
-        if "depth_trigger_bram" in inst.get_nodeattr_types():
-            inst.set_nodeattr("depth_trigger_bram", cfg.threshold_bram_depth)
-            if not cfg.has_uram:
-                inst.set_nodeattr("depth_trigger_uram", NO_URAM_DEPTH)
-    cfg.io["swg_in_bram"] = moved
+        if "depth_trigger_bram" in attrs:
+            inst.set_nodeattr("depth_trigger_bram", threshold_bram_depth)
+            inst.set_nodeattr("depth_trigger_uram", NO_URAM_DEPTH)
+    return moved
+
+
+def estimated_use(model: ModelWrapper, cfg: HwBuildConfig) -> tuple[float, dict]:
+    """max(LUT use, BRAM18 use) of the board with this part, the parts built before it and the report's margin;
+    this part's totals."""
+    per_layer = model.analysis(partial(res_estimation, fpgapart=cfg._resolve_fpga_part()))
+    total = {k: sum(r.get(k, 0) for r in per_layer.values()) for k in ("LUT", "BRAM_18K")}
+    board = {"LUT": cfg.lut_used + total["LUT"], "BRAM_18K": cfg.bram_used + total["BRAM_18K"], "DSP": 0}
+    margin = margin_for(board)
+    lut = (board["LUT"] + margin["LUT"]) / cfg.lut_capacity
+    return max(lut, (board["BRAM_18K"] + margin["BRAM_18K"]) / cfg.bram_capacity), total
+
+
+def step_memory_styles(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
+    """Pick the SWG / threshold memory placement that balances LUT and BRAM use on the board."""
+    part = cfg._resolve_fpga_part()
+    tried = []
+    for swg in SWG_BLOCK_LUTS:
+        for depth in THRESHOLD_BRAM_DEPTHS:
+            apply_memory_styles(model, part, swg, depth)
+            use, total = estimated_use(model, cfg)
+            tried.append((use, swg, depth, total))
+    use, swg, depth, total = min(tried, key=lambda t: t[0])
+    moved = apply_memory_styles(model, part, swg, depth)
+    cfg.io["memory_styles"] = {
+        "swg_block_lut": swg, "threshold_bram_depth": depth, "swg_in_bram": moved, "estimate": total,
+        "candidates": [{"swg_block_lut": s, "threshold_bram_depth": d, **t} for _, s, d, t in tried],
+    }  # fmt: skip
     return model

@@ -112,7 +112,8 @@ def step_vidconv_streamline(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWra
     model = model.transform(ExactStreamline())
     model = until_fixpoint(
         model,
-        [absorb.AbsorbScalarBiasIntoMultiThreshold(), reorder.MoveLinearPastFork(), reorder.MoveLinearPastEltwiseAdd(), ExactStreamline()],
+        [absorb.AbsorbScalarBiasIntoMultiThreshold(), reorder.MoveLinearPastFork(), reorder.MoveLinearPastEltwiseAdd(),
+         ExactStreamline()],
     )  # fmt: skip
     model = model.transform(LowerConvsToMatMul())
     model = until_fixpoint(

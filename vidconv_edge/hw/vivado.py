@@ -66,8 +66,9 @@ def boundary_message(check: ToolCheck, produced: list[str]) -> str:
     """One message: the step that cannot run, the missing tool(s), and what the build produced so far."""
     tools = " and ".join(check.missing)
     done = ", ".join(produced) if produced else "nothing"
+    verb = "which is" if len(check.missing) == 1 else "which are"
     return (
-        f"{check.step} needs {tools}, {'which is' if len(check.missing) == 1 else 'which are'} not installed (not on PATH, no "
+        f"{check.step} needs {tools}, {verb} not installed (not on PATH, no "
         f"{' / '.join('$' + _ENV[t] for t in check.missing if t in _ENV)}); "
         f"stopped before it. Produced so far: {done}"
     )
