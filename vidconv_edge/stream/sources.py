@@ -8,6 +8,7 @@ count the frames they drop. A corrupt frame is skipped with a warning.
 
 from __future__ import annotations
 
+import abc
 import logging
 import os
 import queue
@@ -38,7 +39,7 @@ class Frame:
     image: np.ndarray  # (H, W, 3) uint8 RGB
 
 
-class Source:
+class Source(abc.ABC):
     """A stream of RGB frames. ``open()`` raises UserError when the source cannot be reached."""
 
     name: str = "source"
@@ -50,8 +51,9 @@ class Source:
     def open(self) -> None:
         """Connect / open; raise UserError if the source is unreachable."""
 
+    @abc.abstractmethod
     def frames(self) -> Iterator[Frame]:
-        raise NotImplementedError
+        """Yield frames in order until the source ends."""
 
     def close(self) -> None:
         """Release the file, camera or connection."""
