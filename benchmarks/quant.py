@@ -1,17 +1,21 @@
 """Latency per clip: ONNX Runtime int8 (QDQ) vs ONNX Runtime fp32 vs torch fp32, side by side in one run.
 
-    python benchmarks/quant.py [--size 64] [--runs 20] [--threads 1]
+    python benchmarks/quant.py [--size 64] [--runs 20] [--threads 1] [--profile]
 
 Models: vic_edge (int8 from its Brevitas model, and from ORT quantize_static on the float ONNX) and
 vic_tiny (quantize_static). Weights are random (latency does not depend on them); calibration uses
-random clips. Also prints which ops ORT runs in int8 after its graph optimisations, to explain the ratios.
+random clips. Also prints which ops ORT runs in int8 after its graph optimisations, to explain the ratios,
+and with ``--profile`` ORT's per-op-type kernel time of fp32 vs int8 (where the time goes).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +44,38 @@ def _ort_ms(path: Path, x: np.ndarray, runs: int, threads: int) -> float:
     return _time(lambda: sess.run(None, {name: x}), runs)
 
 
-def bench(name: str, size: int, runs: int, threads: int, tmp: Path) -> list[dict]:
+def _profile(path: Path, x: np.ndarray, runs: int, threads: int) -> dict[str, float]:
+    """Per-op-type kernel time in microseconds per run, averaged over ``runs`` (ORT's profiler)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    so.enable_profiling = True
+    so.profile_file_prefix = str(path.with_suffix(""))
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    for _ in range(runs):
+        sess.run(None, {name: x})
+    trace = sess.end_profiling()
+    events = json.loads(Path(trace).read_text())
+    os.remove(trace)
+    per_op: dict[str, float] = defaultdict(float)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_op[e["args"]["op_name"]] += e["dur"] / runs
+    return dict(per_op)
+
+
+def _print_profiles(profiles: dict[str, dict[str, float]]) -> None:
+    ops = sorted({op for p in profiles.values() for op in p}, key=lambda op: -max(p.get(op, 0) for p in profiles.values()))
+    print(f"  ORT kernel time per op type, us/clip: " + " | ".join(profiles))
+    for op in ops:
+        print(f"    {op:22s}" + "".join(f" {p.get(op, 0.0):10.1f}" for p in profiles.values()))
+    print(f"    {'total':22s}" + "".join(f" {sum(p.values()):10.1f}" for p in profiles.values()))
+
+
+def bench(name: str, size: int, runs: int, threads: int, tmp: Path, profile: bool = False) -> list[dict]:
     torch.manual_seed(0)
     model = create_model(name, img_size=size).eval()
     spec = model.input_spec
@@ -53,7 +88,8 @@ def bench(name: str, size: int, runs: int, threads: int, tmp: Path) -> list[dict
     with torch.no_grad():
         rows.append({"backend": "torch fp32", "ms": _time(lambda: model(x), runs)})
     export_onnx(model, tmp / f"{name}_fp32.onnx")
-    rows.append({"backend": "ORT fp32", "ms": _ort_ms(tmp / f"{name}_fp32.onnx", x.numpy(), runs, threads)})
+    rows.append({"backend": "ORT fp32", "ms": _ort_ms(tmp / f"{name}_fp32.onnx", x.numpy(), runs, threads),
+                 **({"profile": _profile(tmp / f"{name}_fp32.onnx", x.numpy(), runs, threads)} if profile else {})})  # fmt: skip
     export_qdq(model, tmp / f"{name}_static.onnx", calib=calib)
     rows.append({"backend": "ORT int8 (quantize_static)", "ms": _ort_ms(tmp / f"{name}_static.onnx", x.numpy(), runs, threads),
                  "kernels": int8_kernel_report(tmp / f"{name}_static.onnx")})  # fmt: skip
@@ -63,7 +99,8 @@ def bench(name: str, size: int, runs: int, threads: int, tmp: Path) -> list[dict
             q(torch.randint(0, 256, (4, spec.frames, 3, size, size)).float())
         export_qdq(q, tmp / f"{name}_brevitas.onnx")
         rows.append({"backend": "ORT int8 (Brevitas QCDQ)", "ms": _ort_ms(tmp / f"{name}_brevitas.onnx", pixels.numpy(), runs, threads),
-                     "kernels": int8_kernel_report(tmp / f"{name}_brevitas.onnx")})  # fmt: skip
+                     "kernels": int8_kernel_report(tmp / f"{name}_brevitas.onnx"),
+                     **({"profile": _profile(tmp / f"{name}_brevitas.onnx", pixels.numpy(), runs, threads)} if profile else {})})  # fmt: skip
     return rows
 
 
@@ -73,11 +110,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--models", nargs="+", default=["vic_edge", "vic_tiny"])
+    ap.add_argument("--profile", action="store_true", help="per-op-type ORT kernel time, fp32 vs int8")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as d:
         for name in args.models:
-            rows = bench(name, args.size, args.runs, args.threads, Path(d))
+            rows = bench(name, args.size, args.runs, args.threads, Path(d), args.profile)
             base = next(r["ms"] for r in rows if r["backend"] == "ORT fp32")
             print(f"\n{name}  clip 9x{args.size}x{args.size}, {args.threads} thread(s), median of {args.runs}")
             print(f"  {'backend':28s} {'ms/clip':>9s} {'vs ORT fp32':>12s}")
@@ -87,6 +125,9 @@ def main() -> None:
                 if "kernels" in r:
                     k = r["kernels"]
                     print(f"  {r['backend']}: int8 kernels {k['int8']}, float Conv/MatMul left {k['float_conv_matmul']}")
+            profiles = {r["backend"]: r["profile"] for r in rows if "profile" in r}
+            if profiles:
+                _print_profiles(profiles)
 
 
 if __name__ == "__main__":

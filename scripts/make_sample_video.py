@@ -17,7 +17,7 @@ import numpy as np
 from vidconv_edge.data.synth import FPS, render_video
 from vidconv_edge.io import atomic_path
 
-MOTIONS = ("move_right", "grow", "rotate_cw", "move_up", "darken")
+MOTIONS = ("move_right", "grow", "fill", "move_up", "darken")
 FRAMES_PER_MOTION = 18
 SIZE = 96
 OUT = Path(__file__).resolve().parents[1] / "vidconv_edge" / "assets" / "sample.mp4"

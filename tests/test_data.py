@@ -241,7 +241,8 @@ def test_flip_swaps_labels():
     assert seen == {True, False}
     ssv2 = ["Pushing something from left to right", "Pushing something from right to left", "Dropping something"]
     assert flip_map_from_names(ssv2) == {0: 1, 1: 0}
-    assert flip_map_from_names(list(DEFAULT_CLASSES)) == {0: 1, 1: 0, 6: 7, 7: 6}  # left/right, cw/ccw
+    assert flip_map_from_names(list(DEFAULT_CLASSES)) == {0: 1, 1: 0}  # left/right
+    assert flip_map_from_names(["rotate_cw", "grow", "rotate_ccw"]) == {0: 2, 2: 0}
 
 
 def test_eval_views_and_normalize():
@@ -321,7 +322,7 @@ def test_synth_layout_decodes_and_is_deterministic(synth_dir, tmp_path):
 
 
 def test_synth_classes_are_time_reversals():
-    for fwd, bwd in [("move_right", "move_left"), ("grow", "shrink"), ("rotate_cw", "rotate_ccw"), ("brighten", "darken")]:
+    for fwd, bwd in [("move_right", "move_left"), ("grow", "shrink"), ("fill", "drain"), ("rotate_cw", "rotate_ccw"), ("brighten", "darken")]:
         a = render_video(fwd, 10, 48, np.random.default_rng(7))
         b = render_video(bwd, 10, 48, np.random.default_rng(7))
         np.testing.assert_array_equal(a[::-1], b)
@@ -343,6 +344,7 @@ def test_synth_motions_go_the_named_way():
     assert np.all(np.diff(track("move_right")[0]) > 0)
     assert np.all(np.diff(track("move_down")[1]) > 0)
     assert np.all(np.diff(track("grow")[2]) > 0)
+    assert np.all(np.diff(track("fill")[2]) > 0) and np.all(np.diff(track("fill")[1]) < 0)  # contents rise
     assert np.all(np.diff(track("brighten")[2]) > 0)
 
 

@@ -229,8 +229,10 @@ def test_build_fpga_early_net_end_to_end(tiny_qcheckpoint, tmp_path, capsys):
     assert report["capacity"]["LUT"] == 53_200 and 0 < report["total"]["LUT"] < 53_200
     early = report["parts"]["early"]
     assert report["estimated_fps"] == pytest.approx(early["estimated_fps"], abs=0.01) and report["estimated_fps"] > 30
-    assert early["io"]["input"] == {"datatype": "UINT8", "scale": 1.0, "what": "pixels 0..255", "layout": "NHWC"}
+    assert {k: early["io"]["input"][k] for k in ("datatype", "scale", "layout", "shape")} == {
+        "datatype": "UINT8", "scale": 1.0, "layout": "NHWC", "shape": [1, 32, 32, 3]}  # fmt: skip
     assert early["io"]["output"]["shape"] == [1, 4, 4, 32] and early["io"]["output"]["datatype"] == "INT4"
+    assert early["io"]["input"]["folded_shape"][-2:] == [3, 1] and early["io"]["output"]["packed_shape"]
     assert early["io"]["verification"]["bit_exact"] and early["io"]["verification"]["samples"] == 2
     assert sum(layer["LUT"] for layer in early["layers"]) == pytest.approx(report["total"]["LUT"])
     assert any(layer["layer"].startswith("VVAU") for layer in early["layers"])
@@ -260,3 +262,271 @@ def test_build_fpga_early_net_end_to_end(tiny_qcheckpoint, tmp_path, capsys):
     with pytest.raises(VerificationFailed, match="differs from the QONNX model in 1 of"):
         step_verify_hw_python(ModelWrapper(str(partition)), cfg)
     assert os.path.exists(out / "qonnx" / "early.onnx")
+
+
+# ------------------------------------------------------------------------------------ float64 reference
+
+
+def _conv_quant_graph(weights: list[float]):
+    """x (1, C, 1, 1) -> 1x1 conv with ``weights`` -> 8-bit signed Quant, scale 1, round half to even."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = len(weights)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 1, 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 1, 1])
+    inits = [
+        numpy_helper.from_array(np.asarray(weights, dtype=np.float32).reshape(1, c, 1, 1), "w"),
+        *(numpy_helper.from_array(np.asarray(v, dtype=np.float32), n) for n, v in (("s", 1.0), ("z", 0.0), ("b", 8.0))),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["v"], kernel_shape=[1, 1]),
+        helper.make_node("Quant", ["v", "s", "z", "b"], ["y"], domain="qonnx.custom_op.general", signed=1, narrow=0,
+                         rounding_mode="ROUND"),  # fmt: skip
+    ]
+    v = helper.make_tensor_value_info("v", TensorProto.FLOAT, [1, 1, 1, 1])
+    graph = helper.make_graph(nodes, "g", [x], [y], inits, value_info=[v])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.opset_import.append(helper.make_opsetid("qonnx.custom_op.general", 1))
+    return model
+
+
+def test_float64_reference_rounds_what_float32_turns_into_a_tie(tmp_path):
+    """2.5 + 1e-7 is 2.5 in float32 (a tie, rounded to even: 2); exactly it rounds to 3, as FINN's thresholds do."""
+    import onnx
+
+    from vidconv_edge.export.qonnx import run_qonnx
+    from vidconv_edge.hw.reference import run_qonnx_float64
+
+    onnx.save(_conv_quant_graph([2.5, 1e-7]), tmp_path / "tie.onnx")
+    x = np.ones((2, 2, 1, 1), dtype=np.float32)
+    assert run_qonnx(tmp_path / "tie.onnx", x).ravel().tolist() == [2.0, 2.0]
+    assert run_qonnx_float64(tmp_path / "tie.onnx", x).ravel().tolist() == [3.0, 3.0]
+    # an exact tie still rounds half to even, as the QONNX node says
+    onnx.save(_conv_quant_graph([2.5, 0.0]), tmp_path / "exact.onnx")
+    assert run_qonnx_float64(tmp_path / "exact.onnx", x).ravel().tolist() == [2.0, 2.0]
+
+
+# ------------------------------------------------------------------------------- part formats, deploy
+
+
+def test_later_input_quant_metadata_is_the_early_output_quantizer(tiny_qcheckpoint, tmp_path):
+    import onnx
+
+    from vidconv_edge.export.onnx import METADATA_KEY
+    from vidconv_edge.export.qonnx import export_qonnx, read_qonnx_metadata
+    from vidconv_edge.hw.source import linked_format
+    from vidconv_edge.quant.model import quant_model_from_checkpoint
+
+    qmodel, _ = quant_model_from_checkpoint(tiny_qcheckpoint)
+    for part in ("early", "later"):
+        export_qonnx(qmodel, tmp_path / f"{part}.onnx", part)
+    early, later = (read_qonnx_metadata(tmp_path / f"{p}.onnx") for p in ("early", "later"))
+    assert later["input_quant"] == early["output_quant"]
+    assert early["input_quant"] == {"scale": 1.0, "zero_point": 0.0, "bit_width": 8, "signed": False, "narrow": False,
+                                    "datatype": "UINT8"}  # fmt: skip
+    fmt = later["input_quant"]
+    assert (fmt["bit_width"], fmt["signed"], fmt["datatype"]) == (4, True, "INT4")
+    assert fmt["scale"] == pytest.approx(float(qmodel.early_quant.act_quant.scale().detach()), rel=0)
+    assert later["output_quant"]["datatype"] == "INT8"
+    # the early file's output Quant node agrees (the check build-fpga makes before building the later part)
+    assert linked_format(tmp_path / "early.onnx", tmp_path / "later.onnx") == (fmt["scale"], "INT4")
+    m = onnx.load(tmp_path / "later.onnx")
+    meta = json.loads(m.metadata_props[0].value)
+    meta["input_quant"]["scale"] *= 2
+    m.metadata_props[0].CopyFrom(onnx.StringStringEntryProto(key=METADATA_KEY, value=json.dumps(meta)))
+    onnx.save(m, tmp_path / "later.onnx")
+    with pytest.raises(UserError, match="expects input INT4 x .* but .* outputs INT4"):
+        linked_format(tmp_path / "early.onnx", tmp_path / "later.onnx")
+
+
+def _fake_build(tmp_path, placement: str = "fabric"):
+    """A report + BuildSource as build_fpga leaves them (no FINN run): early and later driver settings."""
+    from vidconv_edge.hw.source import BuildSource, PartSource
+
+    out = tmp_path / "build"
+    src = BuildSource("vic_edge", "W8A4", "test", layout=(3, 3), img_size=32, frames=9, class_names=["a", "b"],
+                      float_spec={"mean": [0.5] * 3, "std": [0.25] * 3})  # fmt: skip
+    io = {
+        "early": ({"shape": [1, 32, 32, 3], "datatype": "UINT8", "scale": 1.0, "layout": "NHWC",
+                   "folded_shape": [1, 32, 32, 3, 1], "packed_shape": [1, 32, 32, 3, 1]},
+                  {"shape": [1, 4, 4, 32], "datatype": "INT4", "scale": 0.25, "layout": "NHWC",
+                   "folded_shape": [1, 4, 4, 32, 1], "packed_shape": [1, 4, 4, 32, 1]}),
+        "later": ({"shape": [1, 12, 12, 32], "datatype": "INT4", "scale": 0.25, "layout": "NHWC",
+                   "folded_shape": [1, 12, 12, 32, 1], "packed_shape": [1, 12, 12, 32, 1]},
+                  {"shape": [1, 2], "datatype": "INT8", "scale": 0.125, "layout": "NC",
+                   "folded_shape": [1, 2, 1], "packed_shape": [1, 2, 1]}),
+    }  # fmt: skip
+    parts = {}
+    for name, (i, o) in io.items():
+        (out / name).mkdir(parents=True)
+        (out / name / "driver_settings.json").write_text(json.dumps({"driver_information": {"driver_type": "x"}}))
+        (out / "qonnx").mkdir(exist_ok=True)
+        (out / "qonnx" / f"{name}.onnx").write_bytes(b"onnx")
+        src.parts[name] = PartSource(name, out / "qonnx" / f"{name}.onnx", np.zeros(1), np.zeros(1))
+        parts[name] = {"io": {"input": i, "output": o}, "estimated_fps": 50.0, "verified": True,
+                       "steps": [{"step": "step_driver_settings", "seconds": 0.1}]}  # fmt: skip
+    report = {
+        "board_info": get_board("pynq-z2").to_dict(), "clock_ns": 10.0, "parts": parts, "estimated_fps": 50.0,
+        "verified": True, "until": "step_deployment_package",
+        "placement": {"early_net": "fabric", "later_net": placement, "why": "test"},
+        "stopped": "step_hw_ipgen needs vitis_hls and vivado, which are not installed",
+    }  # fmt: skip
+    return report, src, out
+
+
+def test_deploy_bundle_manifest_files_and_readme(tmp_path):
+    from vidconv_edge.hw.deploy import load_deploy_manifest, write_deploy_bundle
+    from vidconv_edge.stream.backends.bundle import load_manifest
+
+    report, src, out = _fake_build(tmp_path)
+    bitdir = out / "early" / "bitfile"  # as if Vivado had built the early-net
+    bitdir.mkdir()
+    (bitdir / "finn-accel.bit").write_bytes(b"bit")
+    (bitdir / "finn-accel.hwh").write_text("hwh")
+    path = write_deploy_bundle(report, src, out)
+    m = load_deploy_manifest(path)
+    assert (m["model"], m["class_names"], m["frames"], m["size"]) == ("vic_edge", ["a", "b"], 9, 32)
+    assert m["layout"] == [3, 3] and m["bits"] == "W8A4" and m["board"]["name"] == "pynq-z2"
+    early, later = m["parts"]["early"], m["parts"]["later"]
+    assert early["bitfile"] == "early/finn-accel.bit" and (path / early["hwh"]).read_text() == "hwh"
+    assert later["bitfile"] is None and later["runs_on"] == "fabric" and later["per"] == "collage"
+    assert [x["file"] for x in m["missing"]] == ["later/finn-accel.bit", "later/finn-accel.hwh"]
+    assert "vitis_hls" in m["missing"][0]["why"]
+    assert later["input"]["scale"] == early["output"]["scale"] == 0.25 and later["output"]["layout"] == "NC"
+    assert m["collage"]["shape"] == [1, 12, 12, 32] and m["collage"]["tile"] == [4, 4]
+    for part in m["parts"].values():  # every referenced file is in the bundle
+        for key in ("driver_settings", "bitfile", "hwh"):
+            assert part[key] is None or (path / part[key]).is_file(), part[key]
+    readme = (path / "README.md").read_text()
+    assert "finn-plus-driver -b early/finn-accel.bit -s early/settings.json" in readme
+    assert "`later/finn-accel.bit`: step_hw_ipgen needs vitis_hls" in readme
+    board = load_manifest(path)  # the stream package's pynq backend reads the same file
+    assert board.parts["later"].input.scale == 0.25 and board.parts["early"].bitfile == path / "early/finn-accel.bit"
+
+
+def test_deploy_bundle_later_on_arm_ships_its_qonnx_and_replaces_atomically(tmp_path):
+    from vidconv_edge.hw.deploy import load_deploy_manifest, write_deploy_bundle
+
+    report, src, out = _fake_build(tmp_path, placement="arm")
+    first = write_deploy_bundle(report, src, out)
+    later = load_deploy_manifest(first)["parts"]["later"]
+    assert later["runs_on"] == "arm" and later["onnx_format"] == "qonnx"
+    assert (first / later["onnx"]).read_bytes() == b"onnx"
+    assert later["driver_settings"] is None
+    # a failing rewrite leaves the previous bundle whole and no temp folders behind
+    (out / "qonnx" / "later.onnx").unlink()
+    (out / "qonnx" / "later.onnx").mkdir()  # copying a folder as a file fails
+    with pytest.raises(UserError, match="cannot write the deploy bundle"):
+        write_deploy_bundle(report, src, out)
+    assert load_deploy_manifest(first)["parts"]["later"]["runs_on"] == "arm"
+    assert sorted(p.name for p in out.iterdir()) == ["deploy", "early", "later", "qonnx"]
+    with pytest.raises(UserError, match="not a vidconv-edge deploy manifest"):
+        (tmp_path / "m.json").write_text("{}")
+        load_deploy_manifest(tmp_path / "m.json")
+
+
+# ------------------------------------------------------------------------------ W8A8, QAT in the build
+
+
+@pytest.fixture(scope="module")
+def w8a8_qcheckpoint(tmp_path_factory):
+    """A calibrated W8A8 vic_edge at 32x32 (the zcu104 / u250 precision)."""
+    import torch
+
+    from vidconv_edge.hw.source import calibrated_for_board
+    from vidconv_edge.models import create_model
+    from vidconv_edge.quant.bits import make_bits
+    from vidconv_edge.quant.model import save_quant_checkpoint
+
+    torch.manual_seed(1)
+    qmodel = calibrated_for_board(create_model("vic_edge", img_size=32).eval(), make_bits(8, act_bits=8))
+    path = tmp_path_factory.mktemp("hw8") / "q8.pt"
+    save_quant_checkpoint(path, qmodel, [f"c{i}" for i in range(10)])
+    return path
+
+
+@pytest.mark.slow
+def test_build_fpga_w8a8_bit_exact_deploy_bundle_and_later_part_from_qonnx(w8a8_qcheckpoint, tmp_path, capsys):
+    from vidconv_edge.hw.deploy import load_deploy_manifest
+
+    out = tmp_path / "b"
+    args = ["build-fpga", str(w8a8_qcheckpoint), "--board", "zcu104", "--out", str(out), "--verify-samples", "3"]
+    assert main([*args, "--until", "driver_settings"]) == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["bits"] == "W8A8" and report["verified"] is True
+    for name, part in report["parts"].items():
+        v = part["io"]["verification"]
+        assert v["bit_exact"] and v["samples"] == 3 and "float64" in v["reference"], name
+        assert isinstance(v["float32_reference_differs"], int)
+    assert report["deploy"]["written"] and len(report["deploy"]["missing"]) == 4  # two bitfiles, two hwh
+    m = load_deploy_manifest(out / "deploy")
+    early, later = m["parts"]["early"], m["parts"]["later"]
+    assert early["output"]["datatype"] == later["input"]["datatype"] == "INT8"
+    assert later["input"]["scale"] == early["output"]["scale"] and later["input"]["shape"] == m["collage"]["shape"]
+    assert m["collage"]["shape"] == [1, 12, 12, 32] and later["output"]["shape"] == [1, 10]
+    settings = json.loads((out / "deploy" / early["driver_settings"]).read_text())["driver_information"]
+    shapes = settings["io_shape_dict"]
+    assert settings["driver_type"] == "FINNDMAOverlay" and settings["platform"] == "zynq-iodma"
+    assert shapes["idt"] == ["DataType['UINT8']"] and shapes["ishape_folded"] == [early["input"]["folded_shape"]]
+    assert shapes["oshape_normal"] == [early["output"]["shape"]] and settings["fclk_mhz"] == 200.0
+
+    # the later part alone, from its QONNX file: fed integers in its input_quant format
+    out2 = tmp_path / "later"
+    rc = main(["build-fpga", str(out / "qonnx" / "later.onnx"), "--part", "later", "--board", "zcu104",
+               "--out", str(out2), "--until", "verify_hw_python"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    r2 = json.loads((out2 / "report.json").read_text())
+    v2 = r2["parts"]["later"]["io"]["verification"]
+    assert r2["verified"] and v2["bit_exact"] and v2["inputs"].startswith("random integer collages")
+    assert r2["parts"]["later"]["io"]["input"]["scale"] == later["input"]["scale"]
+    assert r2["deploy"] == {"written": False, "why": "the later-net build stopped before step_driver_settings"}
+
+
+@pytest.mark.slow
+def test_build_fpga_quantizes_a_float_checkpoint_with_qat_and_reports_the_accuracy_cost(tmp_path):
+    import torch
+
+    from vidconv_edge.checkpoint import save_checkpoint
+    from vidconv_edge.data.synth import write_synthetic_dataset
+    from vidconv_edge.hw.flow import build_fpga
+    from vidconv_edge.models import create_model
+
+    names = ["move_left", "move_right"]
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "float.pt", create_model("vic_edge", img_size=32, num_classes=2), names)
+    data = write_synthetic_dataset(tmp_path / "data", per_class=4, size=32, classes=names, progress=False)
+    report = build_fpga(ckpt, "pynq-z2", tmp_path / "b", part="early", until="tidy_up", data=data, qat_epochs=1,
+                        log=lambda _m: None)  # fmt: skip
+    q = report["quantization"]
+    assert q["bits"] == "W8A4" and q["qat_epochs"] == 1 and q["val_videos"] == 2
+    assert {"float_top1", "ptq_top1", "qat_top1"} <= set(q) and q["final"] in ("calibrated", "qat")
+    assert q["quant_top1"] == max(q["ptq_top1"], q["qat_top1"])  # the quantize pipeline keeps the better one
+    assert q["top1_drop"] == pytest.approx(q["float_top1"] - q["quant_top1"])
+    assert report["bits"] == "W8A4" and "W8A4 PTQ + QAT 1 epoch(s), kept" in report["weights"]
+    assert (tmp_path / "b" / "quant" / "quantized.pt").is_file()
+    # without --data a synthetic set is generated, which only has the synthetic classes
+    other = save_checkpoint(tmp_path / "other.pt", create_model("vic_edge", img_size=32, num_classes=2), ["x", "y"])
+    no_synth = r"no synthetic set for the checkpoint's classes \(unknown synthetic .*give --data DIR"
+    with pytest.raises(UserError, match=no_synth):
+        build_fpga(other, "pynq-z2", tmp_path / "c", part="early", until="tidy_up", log=lambda _m: None)
+    with pytest.raises(UserError, match="--qat-epochs fine-tunes a float checkpoint"):
+        build_fpga(tmp_path / "b" / "quant" / "quantized.pt", "pynq-z2", tmp_path / "d", part="early",
+                   until="tidy_up", qat_epochs=1, log=lambda _m: None)  # fmt: skip
+
+
+def test_build_fpga_on_sevnet_names_the_nodes_finn_cannot_stream(tmp_path, capsys):
+    import torch
+
+    from vidconv_edge.hw.source import calibrated_for_board
+    from vidconv_edge.models import create_model
+    from vidconv_edge.quant.bits import make_bits
+    from vidconv_edge.quant.model import save_quant_checkpoint
+
+    torch.manual_seed(0)
+    qmodel = calibrated_for_board(create_model("sevnet_edge", img_size=32).eval(), make_bits(8, act_bits=4))
+    save_quant_checkpoint(tmp_path / "sev.pt", qmodel, [str(i) for i in range(10)])
+    assert main(["build-fpga", str(tmp_path / "sev.pt"), "--out", str(tmp_path / "b")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "node 'Reshape_0' (Reshape) at position 0 of" in err and "[1, 8, 3, 32, 32] into [8, 3, 32, 32]" in err
+    assert "13 other Reshape ('Reshape_1' at 28" in err and "5 Conv ('Conv_4' at 44" in err
+    assert (tmp_path / "b" / "qonnx" / "full.onnx").is_file()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -14,6 +16,7 @@ from vidconv_edge.errors import UserError
 from vidconv_edge.models import create_model
 from vidconv_edge.quant.bits import QuantBits, make_bits
 from vidconv_edge.quant.model import (
+    quant_metadata,
     quant_model_from_checkpoint,
     quantize_model,
     require_float_checkpoint,
@@ -123,6 +126,26 @@ def test_quant_checkpoint_round_trip_and_kind_checks(vic, tmp_path):
         quant_model_from_checkpoint(tmp_path / "f.pt")
 
 
+def test_uncalibrated_model_is_not_saved_and_old_uncalibrated_checkpoints_are_named(tmp_path):
+    f = _float()
+    q = quantize_model(f).eval()
+    with pytest.raises(UserError, match="is not calibrated: 24 activation quantizer\\(s\\) have no scale yet"):
+        save_quant_checkpoint(tmp_path / "u.pt", q)
+    assert not (tmp_path / "u.pt").exists()
+    # a checkpoint written without the check (as before): the loader says what is wrong
+    save_checkpoint(tmp_path / "u.pt", q, quant=quant_metadata(q))
+    with pytest.raises(UserError, match="holds an uncalibrated quantized model \\(24 activation scales missing\\)"):
+        quant_model_from_checkpoint(tmp_path / "u.pt")
+    # after calibration (even one batch) it saves and reloads to the same function
+    with torch.no_grad(), calibration_mode(q):
+        q(_clips(f, 1, seed=1))
+    save_quant_checkpoint(tmp_path / "c.pt", q)
+    q2, _ = quant_model_from_checkpoint(tmp_path / "c.pt")
+    x = _clips(f, 1, seed=2)
+    with torch.no_grad():
+        assert torch.equal(q2(x), q(x))
+
+
 def test_full_models_have_no_brevitas_version():
     with pytest.raises(UserError, match="needs BN \\+ ReLU"):
         quantize_model(create_model("vic_tiny", img_size=32, dims=(8, 16, 32, 64), depths=(1, 1, 1, 1), neck_dim=0))
@@ -208,21 +231,33 @@ def test_float_model_rejected_by_qonnx_export(tmp_path):
 
 
 # -- QDQ -----------------------------------------------------------------------------------------------
-def test_qdq_export_of_brevitas_model(vic, tmp_path):
+@pytest.mark.parametrize("mix", ["W8A8", "W8A4"])
+def test_qdq_export_of_brevitas_model_runs_every_conv_in_int8(vic, tmp_path, mix):
     from vidconv_edge.export.qdq import export_qdq, int8_kernel_report, run_ort
+    from vidconv_edge.quant.bits import parse_mix
     from vidconv_edge.quant.verify import output_step
 
     f, q = vic
+    if mix != "W8A8":
+        q = _calibrated(f, parse_mix(mix))
     x = _clips(f, 3, seed=6)
     export_qdq(q, tmp_path / "q.onnx")
     with torch.no_grad():
         ref = q(x).numpy()
     step = output_step(q)
+    # the graph as written (float QDQ semantics) is the Brevitas model: the ORT rewrites are exact
     assert np.abs(run_ort(tmp_path / "q.onnx", x.numpy(), optimize=False) - ref).max() <= step * 1.001
     fast = run_ort(tmp_path / "q.onnx", x.numpy())
     assert (fast.argmax(1) == ref.argmax(1)).all()
     assert np.abs(fast - ref).max() <= 4 * step
-    assert int8_kernel_report(tmp_path / "q.onnx")["int8"].get("QLinearConv", 0) >= 5
+    graph = onnx.load(tmp_path / "q.onnx").graph
+    activations = [n for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert all(onnx.numpy_helper.to_array(next(t for t in graph.initializer if t.name == n.input[2])).dtype == np.uint8
+               for n in activations)  # fmt: skip
+    convs = sum(n.op_type == "Conv" for n in graph.node)
+    kernels = int8_kernel_report(tmp_path / "q.onnx")
+    assert kernels["int8"]["QLinearConv"] == convs == 25 and kernels["float_conv_matmul"] == {}, kernels
+    assert kernels["ops"].get("QGemm") == 1
 
 
 def test_qdq_of_a_full_float_model_quantizes_every_conv(tmp_path):
@@ -291,6 +326,38 @@ def synth(tmp_path_factory):
     return root, data
 
 
+def _random_videos(n: int, classes: int = 10, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    clips = torch.randint(0, 256, (n, 9, 3, 32, 32), generator=g, dtype=torch.uint8)
+    return torch.utils.data.TensorDataset(clips, torch.arange(n) % classes)
+
+
+def test_qat_trains_the_given_model_and_tags_its_checkpoints(vic, tmp_path):
+    import copy
+
+    from vidconv_edge.quant.qat import QATTrainer, qat_recipe
+
+    f, calibrated = vic
+    q = copy.deepcopy(calibrated)
+    names = [f"c{i}" for i in range(10)]
+    data = (_random_videos(4), _random_videos(2, seed=1), names)
+    before = q.stem[0].weight.detach().clone()
+    trainer = QATTrainer(q, qat_recipe(None, 1e-3, 1, 2), tmp_path / "qat", epochs=1, datasets=data, device="cpu", progress=False)
+    assert trainer.model is q
+    trainer.fit()
+    assert not torch.equal(q.stem[0].weight, before)  # the given model object was trained
+    ckpt = load_checkpoint(tmp_path / "qat" / "last.pt")
+    assert ckpt["quant"] == quant_metadata(q) and ckpt["epoch"] == 1
+    q2, _ = quant_model_from_checkpoint(tmp_path / "qat" / "last.pt")
+    x = _clips(f, 1, seed=3)
+    with torch.no_grad():
+        assert torch.equal(q2(x), q.eval()(x))
+    with pytest.raises(UserError, match="has 10 classes, the data 3"):
+        QATTrainer(q, qat_recipe(None, 1e-3, 1, 2), tmp_path / "b", datasets=(*data[:2], names[:3]), device="cpu")
+    with pytest.raises(UserError, match="is not calibrated"):
+        QATTrainer(quantize_model(f), qat_recipe(None, 1e-3, 1, 2), tmp_path / "c", datasets=data, device="cpu")
+
+
 @pytest.mark.slow
 def test_quantize_calibration_qat_report_and_verify(synth, tmp_path):
     from vidconv_edge.quant.pipeline import quantize
@@ -302,6 +369,9 @@ def test_quantize_calibration_qat_report_and_verify(synth, tmp_path):
         assert (tmp_path / "run" / name).is_file(), name
     assert "quant" in load_checkpoint(tmp_path / "run" / "last.pt")
     assert 0.0 <= s["float_top1"] <= 1.0 and s["qat"]["epochs_done"] == 1 and s["layers"]
+    assert s["quant_top1"] == max(s["ptq_top1"], s["qat_top1"])  # the better of calibration and QAT is kept
+    chosen = {"qat": "best.pt", "calibrated": "calibrated.pt"}[s["final"]]
+    assert (tmp_path / "run" / "quantized.pt").read_bytes() == (tmp_path / "run" / chosen).read_bytes()
     q, ckpt = quant_model_from_checkpoint(tmp_path / "run" / "quantized.pt")
     f = create_model("vic_edge", img_size=32, num_classes=10)
     f.load_state_dict(load_checkpoint(root / "float.pt")["state_dict"])
@@ -315,7 +385,132 @@ def test_cli_bad_input_exit_2(synth, tmp_path, capsys):
     root, data = synth
     assert main(["quantize", str(root / "float.pt"), "--data", str(data), "--out", str(tmp_path / "r"), "--bits", "3"]) == 2
     assert "unsupported weight bit width 3" in capsys.readouterr().err
-    q = quantize_model(create_model("vic_edge", img_size=32, num_classes=10))
+    q = _calibrated(create_model("vic_edge", img_size=32, num_classes=10).eval())
     save_quant_checkpoint(tmp_path / "q.pt", q, [f"c{i}" for i in range(10)])
     assert main(["quantize", str(tmp_path / "q.pt"), "--data", str(data), "--out", str(tmp_path / "r")]) == 2
     assert "is a quantized (W8A8) checkpoint; this needs a float checkpoint" in capsys.readouterr().err
+
+
+# -- eval of quantized checkpoints and ONNX files ---------------------------------------------------------
+def _cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def eval_files(synth, tmp_path_factory):
+    """float.pt of the synthetic set (head scaled so logits are not all ~0), its calibrated W8A8 checkpoint,
+    the float ONNX and the QDQ export of the quantized model (with the recipe carried into the metadata)."""
+    from vidconv_edge.export.onnx import export_onnx
+    from vidconv_edge.export.qdq import export_qdq
+
+    root, data = synth
+    out = tmp_path_factory.mktemp("eval")
+    ckpt = load_checkpoint(root / "float.pt")
+    names = list(ckpt["class_names"])
+    f = create_model("vic_edge", img_size=32, num_classes=len(names))
+    f.load_state_dict(ckpt["state_dict"])
+    f.head.fc.weight.data *= 50
+    recipe = {"data": {"stride_range": [1, 1], "test_stride": 1}}
+    save_checkpoint(out / "float.pt", f.eval(), names, recipe=recipe)
+    q = _calibrated(f.eval())
+    save_quant_checkpoint(out / "q.pt", q, names, recipe=recipe)
+    export_onnx(f, out / "float.onnx", class_names=names, recipe=recipe)
+    export_qdq(q, out / "q.onnx", class_names=names, recipe=recipe)
+    return out, data, q
+
+
+def test_eval_quantized_checkpoint_and_its_qdq_export_agree(eval_files, capsys):
+    out, data, q = eval_files
+    results = {}
+    for name, extra in (("float.pt", []), ("float.onnx", []), ("q.pt", ["--backend", "torch"]), ("q.onnx", ["--backend", "onnxruntime"])):
+        code, text, err = _cli(capsys, "eval", out / name, "--data", data, "--json", *extra)
+        assert code == 0, err
+        results[name] = json.loads(text)
+        assert {"top1", "top5", "mean_class_acc", "num_samples"} <= set(results[name])
+    assert results["q.pt"]["precision"] == results["q.onnx"]["precision"] == "W8A8"
+    assert (results["q.pt"]["backend"], results["q.onnx"]["backend"]) == ("torch", "onnxruntime")
+    assert results["float.onnx"]["precision"] == "float"
+    n = results["q.pt"]["num_samples"]
+    assert n == results["q.onnx"]["num_samples"] >= 4
+    # float ONNX == float torch; the QDQ file run with ORT's int8 kernels rounds requantization differently
+    # from Brevitas (a few output steps), so a near-tie may flip: at most one video of n
+    assert results["float.onnx"]["top1"] == results["float.pt"]["top1"]
+    assert abs(results["q.onnx"]["top1"] - results["q.pt"]["top1"]) <= 1 / n + 1e-9
+
+
+def test_eval_predictions_of_qdq_file_match_brevitas_per_video(eval_files):
+    from vidconv_edge.train.eval_data import eval_dataset
+    from vidconv_edge.train.evaluate import evaluate, load_eval_model
+
+    out, data, _ = eval_files
+    (qt, meta_t), (qo, meta_o) = load_eval_model(out / "q.pt"), load_eval_model(out / "q.onnx")
+    assert meta_o["recipe"] == meta_t["recipe"] and qo.input_spec == qt.input_spec
+    ds = eval_dataset(data, meta_t)
+    a, b = evaluate(qt, ds, device="cpu"), evaluate(qo, ds, device="cpu")
+    moved = sum(abs(x - y) for ra, rb in zip(a["confusion"], b["confusion"]) for x, y in zip(ra, rb)) // 2
+    assert moved <= 1, (a["confusion"], b["confusion"])  # predictions that differ (int8 requantization rounding)
+    assert len({r.index(max(r)) for r in a["confusion"]}) >= 3  # not one class for everything
+
+
+def test_eval_bad_input_exit_2(eval_files, tmp_path, capsys):
+    import torch as t
+
+    from vidconv_edge.export.onnx import METADATA_KEY
+    from vidconv_edge.export.qonnx import export_qonnx
+
+    out, data, q = eval_files
+
+    def fails(path, *extra) -> str:
+        code, _, err = _cli(capsys, "eval", path, "--data", data, *extra)
+        assert code == 2, err
+        return err
+
+    assert "is an ONNX file: evaluate it with --backend onnxruntime" in fails(out / "q.onnx", "--backend", "torch")
+    assert "runs exported ONNX files" in fails(out / "q.pt", "--backend", "onnxruntime")
+    bare = onnx.load(out / "q.onnx")
+    del bare.metadata_props[:]
+    onnx.save(bare, tmp_path / "bare.onnx")
+    assert "has no vidconv-edge metadata" in fails(tmp_path / "bare.onnx")
+    export_qonnx(q, tmp_path / "m.qonnx.onnx", "full")
+    assert "ONNX Runtime does not run" in fails(tmp_path / "m.qonnx.onnx")
+    from vidconv_edge.export.qdq import export_qdq
+
+    export_qdq(q, tmp_path / "early.onnx", "early")
+    assert "needs the whole model" in fails(tmp_path / "early.onnx")
+    # unsupported bit widths, in a checkpoint and in an ONNX file's metadata
+    ckpt = load_checkpoint(out / "q.pt")
+    ckpt["quant"]["act_bits"]["later"] = 3
+    t.save(ckpt, tmp_path / "q3.pt")
+    assert "unsupported act bit width 3 for the later part" in fails(tmp_path / "q3.pt")
+    m = onnx.load(out / "q.onnx")
+    meta = json.loads(m.metadata_props[0].value)
+    meta["quant"]["weight_bits"]["early"] = 16
+    m.metadata_props[0].key, m.metadata_props[0].value = METADATA_KEY, json.dumps(meta)
+    onnx.save(m, tmp_path / "q16.onnx")
+    assert "unsupported weight bit width 16 for the early part" in fails(tmp_path / "q16.onnx")
+
+
+def test_mixes_table_one_checkpoint_per_mix(synth, tmp_path, capsys):
+    from vidconv_edge.quant.bits import parse_mix
+    from vidconv_edge.train.eval_data import eval_dataset
+    from vidconv_edge.train.evaluate import evaluate
+
+    root, data = synth
+    code, text, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "m",
+                           "--mixes", "W8A4", "W8A8/W4A2", "--calib-batches", "1")  # fmt: skip
+    assert code == 0, err
+    assert "W8A8-W4A2" in text and "calibrated" in text
+    result = json.loads((tmp_path / "m" / "mixes.json").read_text())
+    assert [r["mix"] for r in result["rows"]] == ["W8A4", "W8A8-W4A2"]
+    for row in result["rows"]:
+        q, ckpt = quant_model_from_checkpoint(row["checkpoint"])
+        assert q.bits == parse_mix(row["mix"])
+        assert row["top1"] == row["ptq_top1"] and row["drop"] == pytest.approx(result["float_top1"] - row["top1"])
+        measured = evaluate(q, eval_dataset(data, ckpt), device="cpu")["top1"]
+        assert measured == pytest.approx(row["ptq_top1"])  # the same number `vidconv-edge eval` gives
+    code, _, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "x", "--mixes", "--bits", "4")
+    assert code == 2 and "--bits apply to one quantization, not to --mixes" in err
+    code, _, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "x", "--mixes", "W8A3")
+    assert code == 2 and "unsupported act bit width 3" in err

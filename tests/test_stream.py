@@ -293,16 +293,6 @@ def test_onnxruntime_backend_matches_torch(video, edge_ckpt, tmp_path):
         open_backend(tmp_path)
 
 
-def test_fpga_backends_say_what_is_missing(tmp_path):
-    with pytest.raises(UserError, match=r"backend finn-sim needs a build-fpga output folder \(report.json"):
-        open_backend(tmp_path, "finn-sim")
-    (tmp_path / "report.json").write_text("{}")
-    with pytest.raises(UserError, match="no runtime for executing build-fpga HW graphs"):
-        open_backend(tmp_path)  # inferred from report.json
-    with pytest.raises(UserError, match="backend pynq runs on the board only"):
-        open_backend(tmp_path, "pynq")
-
-
 def test_default_checkpoint_is_used_without_a_model(video, edge_ckpt, monkeypatch):
     import vidconv_edge.assets as assets
 

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from vidconv_edge.cli import main
+from vidconv_edge.data.annotations import load_list_file
 from vidconv_edge.errors import UserError
 from vidconv_edge.models import InputSpec, VideoClassifier, create_model
 from vidconv_edge.train import Trainer, evaluate, load_recipe, recipe_from_dict, train
@@ -508,3 +509,54 @@ def test_default_checkpoint_missing_is_a_user_error(monkeypatch, tmp_path):
     monkeypatch.setattr(assets, "DEFAULT_CHECKPOINT", tmp_path / "vic_edge.pt")
     with pytest.raises(UserError, match="bundled default model is missing"):
         assets.default_checkpoint()
+
+
+@pytest.mark.slow
+def test_bundled_default_model_is_accurate_and_uses_time(tmp_path, capsys):
+    """The shipped vic_edge on fresh synthetic videos (another seed): accurate, and frame order matters."""
+    from vidconv_edge.assets import default_checkpoint
+    from vidconv_edge.data import write_synthetic_dataset
+    from vidconv_edge.train.eval_data import eval_dataset
+
+    path = default_checkpoint()
+    assert path.stat().st_size < 2_000_000
+    model, ckpt = model_from_checkpoint(path)
+    assert ckpt["model"] == "vic_edge" and model.config_dict() == create_model("vic_edge").config_dict() | {
+        k: ckpt["config"][k] for k in ("drop_path_rate", "drop_rate")
+    }
+    assert "optimizer" not in ckpt and len(ckpt["class_names"]) == 10
+    data = write_synthetic_dataset(tmp_path / "s", per_class=4, seed=11, progress=False)
+    ds = torch.utils.data.ConcatDataset([eval_dataset(data, ckpt, data / f) for f in ("train.txt", "val.txt")])
+    top1 = {o: evaluate(model, ds, order=o, batch_size=20, device="cpu")["top1"] for o in ("normal", "reverse", "shuffle")}
+    assert top1["normal"] >= 0.8, top1
+    assert top1["reverse"] <= top1["normal"] - 0.5 and top1["shuffle"] <= top1["normal"] - 0.3, top1
+    code, out, _ = run(capsys, "eval", "--data", data, "--json")  # no checkpoint: the bundled one
+    assert code == 0 and json.loads(out)["model"] == "vic_edge"
+    code, out, _ = run(capsys, "predict", next((data / "grow").glob("*.mp4")), "--json")
+    assert code == 0 and json.loads(out)["predictions"][0]["label"] in ckpt["class_names"]
+
+
+def test_multilabel_list_train_and_eval_map(synth, tmp_path, capsys):
+    """MMAction2 multi-label lists (MMIT style): multi-hot targets, BCE training, eval reports mAP."""
+    names = (synth / "classes.txt").read_text().split()
+    pair = {n: i for i, n in enumerate(names)}
+    lines = []  # each video: its class and the other class of its direction pair ("move" tags)
+    for rel, y in (ln.split() for ln in (synth / "train.txt").read_text().splitlines() + (synth / "val.txt").read_text().splitlines()):
+        tags = {int(y)} | ({pair["move_left"], pair["move_right"]} if names[int(y)].startswith("move") else set())
+        lines.append(f"{rel} " + " ".join(str(t) for t in sorted(tags)))
+    (tmp_path / "ml_train.txt").write_text("\n".join(lines[::2]) + "\n")
+    (tmp_path / "ml_val.txt").write_text("\n".join(lines[1::2]) + "\n")
+    items = load_list_file(tmp_path / "ml_train.txt", synth, names, multilabel=True)
+    assert any(len(y) == 2 for _, y in items) and all(isinstance(y, tuple) for _, y in items)
+    with pytest.raises(UserError, match="multi-label list"):
+        load_list_file(tmp_path / "ml_train.txt", synth, names)
+    cfg = write_yaml(tmp_path / "ml.yaml", "model: {img_size: 32}\ndata: {stride_range: [1, 2], test_stride: 2, flip: false}\n"
+                     "train: {batch_size: 8, step_batch_size: 8, workers: 0, multilabel: true}\n")
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--model", "vic_edge", "--data", synth, "--train-list", tmp_path / "ml_train.txt",
+                       "--val-list", tmp_path / "ml_val.txt", "--config", cfg, "--epochs", "1", "--out", out)
+    assert code == 0, err
+    code, text, _ = run(capsys, "eval", out / "best.pt", "--data", synth, "--list", tmp_path / "ml_val.txt", "--json")
+    result = json.loads(text)
+    assert code == 0 and 0.0 < result["mAP"] <= 1.0 and result["num_samples"] == len(lines[1::2])
+    assert result["mAP"] == pytest.approx(load_checkpoint(out / "best.pt")["metrics"]["val_mAP"], abs=1e-6)

@@ -152,7 +152,9 @@ def step_fpga(ctx: DemoContext) -> dict:
     from vidconv_edge.hw.flow import build_fpga
 
     part = "early" if ctx.cfg.quick else "both"
-    report = build_fpga(ctx.checkpoint, ctx.cfg.board, ctx.cfg.out / "fpga", part=part, video=ctx.video, log=ctx.console.print)
+    data = ctx.cfg.out / "data"  # the quantize step's synthetic set: the build quantizes on it too
+    report = build_fpga(ctx.checkpoint, ctx.cfg.board, ctx.cfg.out / "fpga", part=part, video=ctx.video,
+                        data=data if (data / "classes.txt").is_file() else None, log=ctx.console.print)  # fmt: skip
     ctx.artifacts["fpga_report"] = str(ctx.cfg.out / "fpga" / "report.json")
     if not report.get("verified"):
         raise DemoStepFailed("the HW graph is not bit-exact against the QONNX model")

@@ -50,18 +50,30 @@ def load_export_source(args: argparse.Namespace):
     return load_model(args.source, **overrides)
 
 
+def source_recipe(source: str | None) -> dict | None:
+    """The training recipe stored in the exported checkpoint (None for a model name or a checkpoint without one)."""
+    from pathlib import Path
+
+    from vidconv_edge.assets import DEFAULT_CHECKPOINT
+    from vidconv_edge.checkpoint import load_checkpoint
+
+    path = Path(source) if source is not None else DEFAULT_CHECKPOINT
+    return load_checkpoint(path).get("recipe") if path.is_file() else None
+
+
 def _export(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from vidconv_edge.export.onnx import export_onnx
 
     model, class_names, origin = load_export_source(args)
+    recipe = source_recipe(args.source)
     if args.target == "onnx":
-        summary = export_onnx(model, args.output, part=args.part, class_names=class_names)
+        summary = export_onnx(model, args.output, part=args.part, class_names=class_names, recipe=recipe)
     elif args.target == "qonnx":
         from vidconv_edge.export.qonnx import export_qonnx
 
-        summary = export_qonnx(model, args.output, part=args.part, class_names=class_names)
+        summary = export_qonnx(model, args.output, part=args.part, class_names=class_names, recipe=recipe)
     else:
         from vidconv_edge.export.calibration import calibration_inputs
         from vidconv_edge.export.qdq import export_qdq
@@ -70,7 +82,7 @@ def _export(args: argparse.Namespace) -> int:
         calib = None
         if not is_quant_model(model):
             calib = calibration_inputs(model, args.calib_data, args.part, args.calib_clips)
-        summary = export_qdq(model, args.output, part=args.part, calib=calib, class_names=class_names)
+        summary = export_qdq(model, args.output, part=args.part, calib=calib, class_names=class_names, recipe=recipe)
     console = Console()
     console.print(f"exported {model.name} ({origin}), {args.target} part '{summary.part}' -> {summary.path}")
     console.print(f"  inputs {summary.inputs}  outputs {summary.outputs}")

@@ -15,8 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "source", nargs="?",
-        help="quantized checkpoint (a float one is PTQ-quantized at the board's precision), or an early-net QONNX "
-        "file; default: the bundled vic_edge quantized at the board's precision",
+        help="quantized checkpoint; a float one, quantized at the board's precision (--data, --qat-epochs); or an "
+        "early/later-net QONNX file; default: the bundled float vic_edge, quantized at the board's precision",
     )  # fmt: skip
     p.add_argument("--board", default="pynq-z2", help="target board (see `vidconv-edge boards`; default pynq-z2)")
     p.add_argument("--out", required=True, help="build folder (report.json, per-part FINN outputs)")
@@ -29,7 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-strict-verify", dest="strict_verify", action="store_false",
         help="on a verification mismatch, report verified: false and go on (default: stop the build)",
     )  # fmt: skip
-    p.add_argument("--video", help="video for verification and PTQ calibration (default: the bundled sample)")
+    p.add_argument("--video", help="video whose frames verify the HW graph (default: the bundled sample)")
+    p.add_argument(
+        "--data", help="dataset folder to quantize a float checkpoint on (calibration + val top-1); default: a "
+        "synthetic set of the checkpoint's classes written to OUT/data",
+    )  # fmt: skip
+    p.add_argument("--qat-epochs", type=int, default=0, help="QAT epochs after the calibration (default 0: PTQ only)")
+    p.add_argument("--precision", help="quantize a float model at this precision, e.g. W8A8 (default: the board's)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     p.set_defaults(handler=_build)
 
@@ -71,10 +77,16 @@ def _build(args: argparse.Namespace) -> int:
 
     get_board(args.board)  # bad input fails before FINN is imported
     resolve_until(args.until)
+    if args.precision:
+        from vidconv_edge.quant.bits import make_bits, parse_part
+
+        w, a = parse_part(args.precision)
+        make_bits(w, act_bits=a)
     console = Console(stderr=args.json)
     report = build_fpga(
         args.source, args.board, args.out, target_fps=args.target_fps, clock_ns=args.clock_ns, part=args.part,
         until=args.until, verify_samples=args.verify_samples, video=args.video, strict_verify=args.strict_verify,
+        data=args.data, qat_epochs=args.qat_epochs, precision=args.precision,
         log=lambda msg: console.print(f"[dim]{escape(msg)}[/dim]"),
     )  # fmt: skip
     if args.json:
@@ -82,4 +94,8 @@ def _build(args: argparse.Namespace) -> int:
     else:
         print_report(report, console)
         console.print(f"report: {args.out}/report.json")
+        deploy = report.get("deploy") or {}
+        if deploy.get("written"):
+            missing = ", ".join(m["file"] for m in deploy["missing"]) or "none"
+            console.print(f"deploy bundle: {deploy['path']} (missing: {missing})")
     return 0

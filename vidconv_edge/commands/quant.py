@@ -7,8 +7,10 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from vidconv_edge.quant.mixes import DEFAULT_MIXES  # no Brevitas import
+
     p = sub.add_parser("quantize", help="quantize a float checkpoint: calibration, then optional QAT (Brevitas)")
-    p.add_argument("checkpoint", help="float checkpoint (.pt) of vic_edge / sevnet_edge")
+    p.add_argument("checkpoint", nargs="?", help="float checkpoint (.pt) of vic_edge / sevnet_edge (default: the bundled vic_edge)")
     p.add_argument("--data", required=True, help="dataset folder (class folders or list files)")
     p.add_argument("--out", required=True, help="run folder for the quantized checkpoints and reports")
     p.add_argument("--epochs", type=int, default=0, help="QAT epochs after calibration (default 0: calibration only)")
@@ -25,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", action="store_true", help="per-layer error table (quantized vs float)")
     p.add_argument("--verify", type=int, default=0, metavar="N",
                    help="export QONNX + QDQ into --out and check them on N validation clips")  # fmt: skip
+    p.add_argument("--mixes", nargs="*", metavar="MIX",
+                   help="quantize at each bit-width mix (W8A4, or W8A8/W8A4 for early/later; default: "
+                   f"{' '.join(DEFAULT_MIXES)}) into --out/MIX and print their val top-1 side by side")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_run)
 
@@ -32,9 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from vidconv_edge.assets import default_checkpoint
     from vidconv_edge.quant.bits import make_bits
     from vidconv_edge.quant.pipeline import quantize
 
+    args.checkpoint = args.checkpoint or str(default_checkpoint())
+    if args.mixes is not None:
+        return _mixes(args)
     bits = make_bits(args.bits, args.weight_bits, args.act_bits, args.early_bits, args.later_bits)
     s = quantize(
         args.checkpoint, args.data, args.out, epochs=args.epochs, calib_batches=args.calib_batches, bits=bits,
@@ -44,7 +53,8 @@ def _run(args: argparse.Namespace) -> int:
     console = Console()
     console.print(f"{s['model']} {s['bits']['label']}: val top-1 float {s['float_top1']:.4f}, calibrated {s['ptq_top1']:.4f}"
                   + (f", QAT {s['qat_top1']:.4f}" if "qat_top1" in s else "") + f"  ({s['val_videos']} videos)")  # fmt: skip
-    console.print(f"quantized checkpoint: {s['files']['quantized']}")
+    kept = " (the calibrated model: QAT did not beat it on val)" if "qat_top1" in s and s["final"] == "calibrated" else ""
+    console.print(f"quantized checkpoint: {s['files']['quantized']}{kept}")
     if args.report:
         from vidconv_edge.quant.report import print_layer_report
 
@@ -52,6 +62,25 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"worst layers: {', '.join(s['worst_layers'])}  (JSON: {s['files']['layer_errors']})")
     if args.verify:
         console.print_json(json.dumps(_verify(args, s)))
+    return 0
+
+
+def _mixes(args: argparse.Namespace) -> int:
+    from vidconv_edge.errors import UserError
+    from vidconv_edge.quant.mixes import DEFAULT_MIXES, compare_mixes, print_mixes
+
+    single = {"--bits": args.bits != 8, "--weight-bits": args.weight_bits, "--act-bits": args.act_bits,
+              "--early-bits": args.early_bits, "--later-bits": args.later_bits, "--report": args.report,
+              "--verify": args.verify, "--resume": args.resume}  # fmt: skip
+    given = [k for k, v in single.items() if v]
+    if given:
+        raise UserError(f"{', '.join(given)} apply to one quantization, not to --mixes")
+    result = compare_mixes(
+        args.checkpoint, args.data, args.out, args.mixes or DEFAULT_MIXES, epochs=args.epochs,
+        calib_batches=args.calib_batches, batch_size=args.batch_size, bias_correction=args.bias_correction,
+        lr=args.lr, seed=args.seed,
+    )  # fmt: skip
+    print_mixes(result, args.out)
     return 0
 
 

@@ -20,8 +20,8 @@ def register(sub) -> None:
         "model",
         nargs="?",
         default=None,
-        help="checkpoint (.pt), ONNX early part or folder with early.onnx/later.onnx, or a build-fpga folder "
-        "(default: the bundled vic_edge checkpoint)",
+        help="checkpoint (.pt), ONNX early part or folder with early.onnx/later.onnx, a build-fpga folder "
+        "(finn-sim) or its deploy/ bundle (pynq, on the board) (default: the bundled vic_edge checkpoint)",
     )
     p.add_argument(
         "--source",

@@ -34,10 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "eval",
-        help="evaluate a checkpoint: top-1/top-5/mean class accuracy, confusion matrix",
-        description="Evaluate CHECKPOINT (default: the bundled vic_edge model) on the validation videos of DIR.",
+        help="evaluate a checkpoint or ONNX file: top-1/top-5/mean class accuracy, confusion matrix",
+        description="Evaluate CHECKPOINT (float or quantized; default: the bundled vic_edge model) or an exported "
+        "ONNX file (float or QDQ int8, run by ONNX Runtime) on the validation videos of DIR.",
     )
-    p.add_argument("checkpoint", nargs="?", help="checkpoint (.pt); default: the bundled vic_edge model")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint (.pt) or ONNX file (.onnx); default: the bundled vic_edge model")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"),
+                   help="torch for checkpoints, onnxruntime for ONNX files (default: by the file)")  # fmt: skip
     p.add_argument("--data", required=True, metavar="DIR", help="data root")
     p.add_argument("--list", metavar="F", help="list of the videos to evaluate (default: the validation split of DIR)")
     p.add_argument("--views", metavar="CxS", help="clips x crops per video, e.g. 4x1, 1x3, 10x3 (default: the recipe's)")
@@ -54,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="top-k labels for one video file",
         description="Classify VIDEO with CHECKPOINT (default: the bundled vic_edge model).",
     )
-    p.add_argument("checkpoint", nargs="?", help="checkpoint (.pt); default: the bundled vic_edge model")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint (.pt) or ONNX file (.onnx); default: the bundled vic_edge model")
     p.add_argument("video", help="video file or frame folder")
     p.add_argument("--topk", type=int, default=5, metavar="K")
     p.add_argument("--device", default="cpu")
@@ -98,13 +101,12 @@ def _checkpoint(path: str | None) -> Path:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from vidconv_edge.checkpoint import model_from_checkpoint
     from vidconv_edge.io import atomic_path
     from vidconv_edge.train.eval_data import eval_dataset, parse_views
-    from vidconv_edge.train.evaluate import evaluate
+    from vidconv_edge.train.evaluate import evaluate, load_eval_model
     from vidconv_edge.train.metrics import plot_confusion
 
-    model, ckpt = model_from_checkpoint(_checkpoint(args.checkpoint))
+    model, ckpt = load_eval_model(_checkpoint(args.checkpoint), args.backend)
     views = parse_views(args.views) if args.views else None
     dataset = eval_dataset(args.data, ckpt, args.list, views)
     multilabel = bool((ckpt.get("recipe") or {}).get("train", {}).get("multilabel", False))
@@ -112,7 +114,7 @@ def _eval(args: argparse.Namespace) -> int:
         model, dataset, views=dataset.views, order=args.order, batch_size=args.batch_size, multilabel=multilabel,
         workers=args.workers, device=args.device, progress=not args.json,
     )  # fmt: skip
-    result = {"model": ckpt["model"], "checkpoint": str(_checkpoint(args.checkpoint)), **result}
+    result = {"model": ckpt["model"], "checkpoint": str(_checkpoint(args.checkpoint)), **_kind(model, ckpt), **result}
     if args.out:
         out = Path(args.out)
         with atomic_path(out / "metrics.json") as tmp:
@@ -126,11 +128,26 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kind(model, meta: dict) -> dict:
+    """``backend`` and ``precision`` (``float`` or the bit widths, e.g. ``W8A8``) of what was evaluated."""
+    from vidconv_edge.export.runtime import OnnxModel
+
+    precision = "float"
+    if "quant" in meta:
+        from vidconv_edge.quant.bits import QuantBits
+
+        precision = QuantBits.from_dict(meta["quant"]).label()
+    return {"backend": "onnxruntime" if isinstance(model, OnnxModel) else "torch", "precision": precision}
+
+
 def _print_eval(result: dict, class_names: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{result['model']} on {result['num_samples']} videos ({result['views']} views, {result['order']} order)")
+    table = Table(
+        title=f"{result['model']} ({result['precision']}, {result['backend']}) on {result['num_samples']} videos "
+        f"({result['views']} views, {result['order']} order)"
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("top1", "top5", "mean_class_acc", "mAP"):
@@ -150,11 +167,10 @@ def _print_eval(result: dict, class_names: list[str]) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from vidconv_edge.checkpoint import model_from_checkpoint
     from vidconv_edge.train.eval_data import checkpoint_recipe
-    from vidconv_edge.train.evaluate import predict
+    from vidconv_edge.train.evaluate import load_eval_model, predict
 
-    model, ckpt = model_from_checkpoint(_checkpoint(args.checkpoint))
+    model, ckpt = load_eval_model(_checkpoint(args.checkpoint))
     top = predict(model, list(ckpt["class_names"]), args.video, args.topk, checkpoint_recipe(ckpt).data, args.device)
     if args.json:
         print(json.dumps({"video": args.video, "model": ckpt["model"], "predictions": [{"label": l, "prob": p} for l, p in top]}))

@@ -19,7 +19,8 @@ import numpy as np
 from vidconv_edge.data.decode import VIDEO_EXTENSIONS, is_video_source
 from vidconv_edge.errors import UserError
 
-Item = tuple[str, int]  # (path to a video file or frame folder, class index)
+Label = int | tuple[int, ...]  # a class index, or the sorted class indices of a multi-label video
+Item = tuple[str, Label]  # (path to a video file or frame folder, label)
 
 VAL_FRACTION = 0.2
 KINETICS_EXTENSIONS = (".mp4", ".webm", ".mkv")
@@ -66,21 +67,41 @@ def scan_class_folders(root: str | os.PathLike, class_names: Sequence[str] | Non
     return items, names
 
 
-def load_list_file(list_file: str | os.PathLike, data_root: str | os.PathLike, class_names: Sequence[str] | None = None) -> list[Item]:
+def load_list_file(
+    list_file: str | os.PathLike,
+    data_root: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    multilabel: bool = False,
+) -> list[Item]:
     """MMAction2 list: ``relpath label`` (video) or ``relpath num_frames label`` (frame folder) per line.
 
-    A label is a class index or, with ``class_names``, a class name.
+    A label is a class index or, with ``class_names``, a class name. ``multilabel`` (MMAction2's
+    ``multi_class``, e.g. MMIT): ``relpath label label ...``, one or more labels per video (a frame
+    folder's ``num_frames`` after the path is recognised because the path is a folder).
     """
     list_file, data_root = Path(list_file), Path(data_root)
     lines = _read_lines(list_file)
     index = {n: i for i, n in enumerate(class_names or [])}
-    items = []
+    items: list[Item] = []
     for no, line in lines:
         parts = line.split()
+        path = str(data_root / parts[0])
+        if multilabel:
+            tokens = parts[2:] if len(parts) > 2 and Path(path).is_dir() and parts[1].isdigit() else parts[1:]
+            if not tokens:
+                raise UserError(f"{list_file}:{no}: expected 'path label [label ...]', got {line!r}")
+            items.append((path, tuple(sorted({_label(t, index, class_names, list_file, no) for t in tokens}))))
+            continue
         if len(parts) not in (2, 3):
-            raise UserError(f"{list_file}:{no}: expected 'path label' or 'path num_frames label', got {line!r}")
-        items.append((str(data_root / parts[0]), _label(parts[-1], index, class_names, list_file, no)))
+            hint = " (several labels per video: a multi-label list, set multilabel)" if len(parts) > 3 else ""
+            raise UserError(f"{list_file}:{no}: expected 'path label' or 'path num_frames label', got {line!r}{hint}")
+        items.append((path, _label(parts[-1], index, class_names, list_file, no)))
     return items
+
+
+def label_indices(label: Label) -> tuple[int, ...]:
+    """The class indices of a label (one for single-label items)."""
+    return label if isinstance(label, tuple) else (label,)
 
 
 def load_kinetics_csv(
@@ -163,7 +184,7 @@ def stratified_split(items: Sequence[Item], num_classes: int, val_fraction: floa
     rng = np.random.default_rng([seed, 1])
     train, val = [], []
     for c in range(num_classes):
-        mine = [it for it in items if it[1] == c]
+        mine = [it for it in items if label_indices(it[1])[0] == c]  # multi-label: by its first class
         order = rng.permutation(len(mine))
         n_val = max(1, round(val_fraction * len(mine))) if len(mine) >= 2 else 0
         val_ids = set(order[:n_val].tolist())
@@ -173,13 +194,19 @@ def stratified_split(items: Sequence[Item], num_classes: int, val_fraction: floa
 
 
 def load_annotations(
-    list_file: str | os.PathLike, data_root: str | os.PathLike, class_names: Sequence[str] | None = None
+    list_file: str | os.PathLike,
+    data_root: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    multilabel: bool = False,
 ) -> tuple[list[Item], list[str] | None]:
-    """Any supported list by its extension: ``.csv`` Kinetics, ``.json`` SSv2 (``labels.json`` beside it), else MMAction2."""
+    """Any supported list by its extension: ``.csv`` Kinetics, ``.json`` SSv2 (``labels.json`` beside it), else
+    MMAction2 (``multilabel``: several labels per line; Kinetics and SSv2 are single-label)."""
     list_file, data_root = Path(list_file), Path(data_root)
     if not list_file.is_file():
         raise UserError(f"annotation file {list_file} not found")
     suffix = list_file.suffix.lower()
+    if multilabel and suffix in (".csv", ".json"):
+        raise UserError(f"{list_file}: Kinetics and Something-Something lists are single-label; multi-label sets use MMAction2 lists")
     if suffix == ".csv":
         return load_kinetics_csv(list_file, data_root, class_names)
     if suffix == ".json":
@@ -190,7 +217,7 @@ def load_annotations(
         if class_names is not None and list(class_names) != names:
             raise UserError(f"{list_file}: the classes of {labels} differ from the given class list")
         return items, names
-    return load_list_file(list_file, data_root, class_names), (list(class_names) if class_names is not None else None)
+    return load_list_file(list_file, data_root, class_names, multilabel), (list(class_names) if class_names is not None else None)
 
 
 def load_split(
@@ -199,12 +226,13 @@ def load_split(
     val_list: str | os.PathLike | None = None,
     val_fraction: float = VAL_FRACTION,
     seed: int = 0,
+    multilabel: bool = False,
 ) -> tuple[list[Item], list[Item], list[str]]:
     """Train items, val items, class names for a data folder.
 
     Explicit lists if given (a train list without a val list is split, stratified); else
     ``train.txt``/``val.txt`` in the folder; else a seeded stratified split of the class-folder tree.
-    Class names come from ``classes.txt`` when present.
+    Class names come from ``classes.txt`` when present. ``multilabel``: the lists are multi-label.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -214,22 +242,24 @@ def load_split(
         train_list = data_dir / "train.txt"
         val_list = data_dir / "val.txt" if (data_dir / "val.txt").is_file() else None
     if train_list is None and val_list is None:
+        if multilabel:
+            raise UserError(f"{data_dir}: a multi-label set needs list files (train.txt/val.txt or --train-list)")
         items, names = scan_class_folders(data_dir, names)
         train, val = stratified_split(items, len(names), val_fraction, seed)
         return train, val, names
     if train_list is None:
         raise UserError("a validation list needs a training list too")
-    train, names = load_annotations(train_list, data_dir, names)
+    train, names = load_annotations(train_list, data_dir, names, multilabel)
     names = names or _numbered_names(train)
     if val_list is None:
         train, val = stratified_split(train, len(names), val_fraction, seed)
     else:
-        val, _ = load_annotations(val_list, data_dir, names)
+        val, _ = load_annotations(val_list, data_dir, names, multilabel)
     return train, val, names
 
 
 def _numbered_names(items: Sequence[Item]) -> list[str]:
-    return [f"class_{i}" for i in range(max(y for _, y in items) + 1)]
+    return [f"class_{i}" for i in range(max(max(label_indices(y)) for _, y in items) + 1)]
 
 
 def _label(token: str, index: dict[str, int], names: Sequence[str] | None, file: Path, no: int, by_name_only: bool = False) -> int:

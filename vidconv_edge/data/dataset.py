@@ -30,6 +30,8 @@ class VideoClipDataset(Dataset):
     Train: one randomly sampled and augmented clip. Eval: ``views = (clips, crops)`` fixed views;
     (1, 1) gives (T, 3, S, S), anything else (clips * crops, T, 3, S, S), clip-major.
     ``order`` permutes the sampled frames (the frame-order test): normal, reverse or shuffle.
+    Multi-label items (label = tuple of class indices) need ``num_classes``; their label comes out as a
+    multi-hot float vector.
     Unreadable videos are skipped with a ``CorruptVideoWarning`` (another video is returned) and
     counted in ``failures`` (shared by DataLoader workers); if every video fails, a UserError.
     """
@@ -53,8 +55,12 @@ class VideoClipDataset(Dataset):
         random_crop: bool = False,
         order: str = "normal",
         seed: int = 0,
+        num_classes: int | None = None,
     ):
-        self.items = [(str(p), int(y)) for p, y in items]
+        self.items = [(str(p), tuple(int(c) for c in y) if isinstance(y, (tuple, list)) else int(y)) for p, y in items]
+        if num_classes is None and any(isinstance(y, tuple) for _, y in self.items):
+            raise UserError("multi-label items need num_classes")
+        self.num_classes = num_classes
         self.root = Path(root) if root is not None else None
         self.train = train
         clips, crops = (1, 1) if train else tuple(views)
@@ -113,11 +119,20 @@ class VideoClipDataset(Dataset):
         frames = torch.from_numpy(read_frames(path, idx.reshape(-1))).permute(0, 3, 1, 2)
         clips = frames.reshape(idx.shape[0], idx.shape[1], *frames.shape[1:])
         if self.train:
-            return self.transform(clips[0], label, rng)
+            clip, label = self.transform(clips[0], label, rng)
+            return clip, self._target(label)
         views = [self.transform(c, label)[0] for c in clips]
         if self.views == (1, 1):
-            return views[0], label
-        return torch.cat([v if v.dim() == 5 else v[None] for v in views]), label
+            return views[0], self._target(label)
+        return torch.cat([v if v.dim() == 5 else v[None] for v in views]), self._target(label)
+
+    def _target(self, label: int | tuple[int, ...]) -> int | torch.Tensor:
+        """A class index, or a multi-hot float vector for a multi-label item."""
+        if not isinstance(label, tuple):
+            return label
+        target = torch.zeros(self.num_classes)
+        target[list(label)] = 1.0
+        return target
 
     def _rng(self, i: int) -> np.random.Generator:
         if self.train:  # from torch's RNG: seeded per DataLoader worker, saved/restored with checkpoints
@@ -127,7 +142,7 @@ class VideoClipDataset(Dataset):
 
 _OPTION_KEYS = {
     "sampling", "stride_range", "test_stride", "flip", "flip_map", "randaugment", "short_side",
-    "scales", "random_crop", "val_views", "val_order", "val_fraction", "seed",
+    "scales", "random_crop", "val_views", "val_order", "val_fraction", "seed", "multilabel",
 }  # fmt: skip
 
 
@@ -143,14 +158,16 @@ def build_datasets(
     ``input_spec``: an ``InputSpec``, a dict with ``frames`` and ``size``, or a (frames, size) tuple.
     Options (the recipe): sampling ("vidconv" | "tsn"), stride_range, test_stride, flip,
     flip_map ("auto" = from class names, a dict, or None), randaugment ((num_ops, magnitude) or None),
-    short_side, scales, random_crop, val_views ((clips, crops)), val_order, val_fraction, seed.
+    short_side, scales, random_crop, val_views ((clips, crops)), val_order, val_fraction, seed,
+    multilabel (MMAction2 lists with several labels per video; labels come out multi-hot).
     """
     unknown = sorted(set(options) - _OPTION_KEYS)
     if unknown:
         raise UserError(f"unknown data option(s) {unknown}; known: {', '.join(sorted(_OPTION_KEYS))}")
     frames, size = _frames_size(input_spec)
     seed = int(options.get("seed", 0))
-    train_items, val_items, names = load_split(data_dir, train_list, val_list, options.get("val_fraction", 0.2), seed)
+    multilabel = bool(options.get("multilabel", False))
+    train_items, val_items, names = load_split(data_dir, train_list, val_list, options.get("val_fraction", 0.2), seed, multilabel)
     if not train_items:
         raise UserError(f"{data_dir}: no training videos")
     flip_map = options.get("flip_map", "auto")
@@ -159,7 +176,7 @@ def build_datasets(
     common = dict(
         clip_len=frames, size=size, sampling=options.get("sampling", "vidconv"),
         stride_range=tuple(options.get("stride_range", (8, 12))), test_stride=options.get("test_stride"),
-        short_side=options.get("short_side"), seed=seed,
+        short_side=options.get("short_side"), seed=seed, num_classes=len(names) if multilabel else None,
     )  # fmt: skip
     if "scales" in options:
         common["scales"] = tuple(options["scales"])

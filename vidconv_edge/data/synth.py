@@ -1,7 +1,10 @@
 """A synthetic video dataset of real MP4 files whose classes differ only in the order of frames.
 
 Each class pair shares one renderer: the second class of a pair is the first one played backwards
-(move_left = move_right reversed, shrink = grow reversed, ...). Backgrounds, object shape, colour,
+(move_left = move_right reversed, shrink = grow reversed, ...). The default ten classes are the
+motions a small CNN with global pooling can tell apart; ``rotate_cw``/``rotate_ccw`` are available
+on request (``--classes``) as a harder pair: their direction is not visible to translation-invariant
+features without relating the motion to the object's centre. Backgrounds, object shape, colour,
 texture, start position and speed are random per video, so no single frame tells the class and a
 model that ignores frame order cannot beat chance within a pair.
 """
@@ -21,19 +24,22 @@ import numpy as np
 
 from vidconv_edge.data.annotations import stratified_split
 from vidconv_edge.errors import UserError
+from vidconv_edge.io import current_umask
 
 # (forward class, backward class): the backward class is the forward video reversed in time
 CLASS_PAIRS: tuple[tuple[str, str], ...] = (
     ("move_right", "move_left"),
     ("move_down", "move_up"),
     ("grow", "shrink"),
-    ("rotate_cw", "rotate_ccw"),
+    ("fill", "drain"),
     ("brighten", "darken"),
+    ("rotate_cw", "rotate_ccw"),
 )
 DEFAULT_CLASSES: tuple[str, ...] = (
     "move_left", "move_right", "move_up", "move_down", "grow", "shrink",
-    "rotate_cw", "rotate_ccw", "brighten", "darken",
+    "fill", "drain", "brighten", "darken",
 )  # fmt: skip
+KNOWN_CLASSES: tuple[str, ...] = DEFAULT_CLASSES + ("rotate_cw", "rotate_ccw")
 FPS = 15
 VAL_FRACTION = 0.2
 _SHAPES = ("circle", "square", "diamond", "triangle", "ellipse", "cross")
@@ -90,6 +96,7 @@ def write_synthetic_dataset(
         (tmp / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out) if any(out.iterdir()) else out.rmdir()
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders
         os.replace(tmp, out)
     finally:
         if tmp.exists():
@@ -103,17 +110,17 @@ def render_video(name: str, frames: int, size: int, rng: np.random.Generator) ->
         if name in (fwd, bwd):
             clip = _RENDERERS[fwd](_scene(size, rng), frames, size, rng)
             return clip[::-1].copy() if name == bwd else clip
-    raise UserError(f"unknown synthetic class '{name}'. Known: {', '.join(DEFAULT_CLASSES)}")
+    raise UserError(f"unknown synthetic class '{name}'. Known: {', '.join(KNOWN_CLASSES)}")
 
 
 # -- scenes and motions ------------------------------------------------------------------------
 
 
 def _scene(size: int, rng: np.random.Generator) -> _Scene:
-    g = int(rng.integers(3, 8))
-    coarse = rng.uniform(0.05, 0.95, size=(g, g, 3))
-    bg = _upsample(coarse, size) * rng.uniform(0.5, 1.0) + rng.uniform(0.0, 0.3)
-    bg += rng.normal(0, rng.uniform(0.0, 0.06), size=(size, size, 1))  # fixed grain
+    g = int(rng.integers(2, 6))
+    coarse = rng.uniform(0.0, 1.0, size=(g, g, 3))
+    bg = _upsample(coarse, size) * rng.uniform(0.2, 0.5) + rng.uniform(0.1, 0.5)  # calm, so the object stands out
+    bg += rng.normal(0, rng.uniform(0.0, 0.04), size=(size, size, 1))  # fixed grain
     colors = rng.uniform(0, 1, size=(2, 3))
     colors[1] = np.clip(colors[0] + rng.choice([-1, 1], size=3) * rng.uniform(0.35, 0.6, size=3), 0, 1)
     return _Scene(
@@ -128,9 +135,9 @@ def _scene(size: int, rng: np.random.Generator) -> _Scene:
 
 def _move(axis: int) -> Callable:
     def render(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
-        r = rng.uniform(0.10, 0.16) * size
-        dist = rng.uniform(0.25, 0.45) * size
-        lo = r + 0.08 * size
+        r = rng.uniform(0.11, 0.16) * size
+        dist = rng.uniform(0.40, 0.55) * size
+        lo = r + 0.04 * size
         start = rng.uniform(lo, size - lo - dist)
         other = rng.uniform(lo, size - lo)
         ang = rng.uniform(0, 2 * np.pi)
@@ -145,8 +152,8 @@ def _move(axis: int) -> Callable:
 
 
 def _grow(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    r0 = rng.uniform(0.07, 0.11) * size
-    r1 = r0 * rng.uniform(1.8, 2.4)
+    r0 = rng.uniform(0.06, 0.10) * size
+    r1 = r0 * rng.uniform(2.5, 3.5)
     lo = r1 + 0.04 * size
     cx, cy = rng.uniform(lo, size - lo, size=2)
     ang = rng.uniform(0, 2 * np.pi)
@@ -154,12 +161,37 @@ def _grow(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.nd
 
 
 def _rotate_cw(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    r = rng.uniform(0.14, 0.22) * size
-    lo = r + 0.08 * size
+    sc.shape = "pacman"  # no rotational symmetry: a symmetric shape turned far enough looks turned the other way
+    r = rng.uniform(0.24, 0.32) * size
+    lo = r + 0.04 * size
     cx, cy = rng.uniform(lo, size - lo, size=2)
     a0 = rng.uniform(0, 2 * np.pi)
-    turn = np.deg2rad(rng.uniform(60, 110))  # over the whole video; image y points down: +angle = clockwise
+    turn = np.deg2rad(rng.uniform(100, 160))  # over the whole video; image y points down: +angle = clockwise
     return np.stack([_draw(sc, size, cx, cy, r, a0 + turn * t, 1.0, rng) for t in np.linspace(0, 1, frames)])
+
+
+def _fill(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A container (outlined box) whose textured contents rise from near empty to near full."""
+    w, h = rng.uniform(0.30, 0.45) * size, rng.uniform(0.55, 0.80) * size
+    x0, y0 = rng.uniform(0.04 * size, 0.96 * size - w), rng.uniform(0.04 * size, 0.96 * size - h)
+    border = max(1.5, 0.025 * size)
+    lo, hi = rng.uniform(0.05, 0.25), rng.uniform(0.70, 0.95)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    inside = np.clip(np.minimum.reduce([xs - x0, x0 + w - xs, ys - y0, y0 + h - ys]) + 0.5, 0, 1)  # ~1 px anti-aliased
+    inner = np.clip(np.minimum.reduce([xs - x0 - border, x0 + w - border - xs, ys - y0 - border, y0 + h - border - ys]) + 0.5, 0, 1)
+    u = (ys - y0) / h * 4.0  # horizontal stripes / checker of the contents
+    pick = np.sin(np.pi * sc.freq * u) > 0 if sc.texture == "stripes" else np.sin(np.pi * sc.freq * u) * np.sin(np.pi * sc.freq * (xs - x0) / h * 4.0) > 0
+    contents = np.where(pick[..., None], sc.colors[0], sc.colors[1])
+    wall = 1.0 - sc.colors[0]  # outline contrasting with the contents
+    out = []
+    for t in np.linspace(0, 1, frames):
+        top = y0 + h - border - (lo + (hi - lo) * t) * (h - 2 * border)
+        level = np.clip(ys - top + 0.5, 0, 1) * inner
+        empty = inner - level  # the empty part of the container shows the background, dimmed
+        img = sc.background * (1 - inside + 0.6 * empty)[..., None] + wall * (inside - inner)[..., None] + contents * level[..., None]
+        img += rng.normal(0, sc.noise, size=img.shape)
+        out.append((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))
+    return np.stack(out)
 
 
 def _brighten(sc: _Scene, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -175,8 +207,9 @@ _RENDERERS: dict[str, Callable] = {
     "move_right": _move(0),
     "move_down": _move(1),
     "grow": _grow,
-    "rotate_cw": _rotate_cw,
+    "fill": _fill,
     "brighten": _brighten,
+    "rotate_cw": _rotate_cw,
 }
 
 
@@ -203,6 +236,8 @@ def _shape_distance(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     au, av_ = np.abs(u), np.abs(v)
     if shape == "circle":
         return np.hypot(u, v)
+    if shape == "pacman":  # a disc with a 70-degree mouth along +u
+        return np.where(np.abs(np.arctan2(v, u)) < 0.61, 2.0, np.hypot(u, v))
     if shape == "square":
         return np.maximum(au, av_) * 1.15
     if shape == "diamond":
@@ -270,9 +305,9 @@ def _check_args(per_class: int, frames: int, size: int, classes: Sequence[str] |
     if size < 32 or size % 2:
         raise UserError(f"frame size must be an even number >= 32 (yuv420p), got {size}")
     names = list(DEFAULT_CLASSES if classes is None else classes)
-    unknown = [n for n in names if n not in DEFAULT_CLASSES]
+    unknown = [n for n in names if n not in KNOWN_CLASSES]
     if unknown:
-        raise UserError(f"unknown synthetic class(es) {unknown}. Known: {', '.join(DEFAULT_CLASSES)}")
+        raise UserError(f"unknown synthetic class(es) {unknown}. Known: {', '.join(KNOWN_CLASSES)}")
     if len(names) < 2 or len(set(names)) != len(names):
         raise UserError(f"need at least 2 distinct classes, got {names}")
     return names

@@ -92,6 +92,13 @@ def scale_box(box: Box, factor: float, height: int, width: int) -> Box:
     return min(ys, height - 1), min(xs, width - 1), min(hs, height - min(ys, height - 1)), min(ws, width - min(xs, width - 1))
 
 
+def flip_label(label: int | tuple[int, ...], flip_map: dict[int, int]) -> int | tuple[int, ...]:
+    """The label of a horizontally flipped clip (each class of a multi-label tuple mapped)."""
+    if isinstance(label, tuple):
+        return tuple(sorted({flip_map.get(y, y) for y in label}))
+    return flip_map.get(label, label)
+
+
 def flip_map_from_names(names: Sequence[str], swaps: Sequence[tuple[str, str]] = DEFAULT_SWAP_WORDS) -> dict[int, int]:
     """Label swap for horizontal flips: classes whose names differ by left<->right (cw<->ccw, ...) words.
 
@@ -242,7 +249,7 @@ class ClipTransform:
         out = resized_crop(clip, scale_box(box, f, h, w), self.size)
         if self.opt.flip and rng.random() < 0.5:
             out = out.flip(-1)
-            label = self.opt.flip_map.get(label, label)
+            label = flip_label(label, self.opt.flip_map)
         if self.randaugment is not None:
             out = self.randaugment(out, rng)
         return out, label

@@ -72,9 +72,15 @@ def read_metadata(path: str | os.PathLike) -> dict:
     raise UserError(f"{path} has no vidconv-edge metadata: export it with `vidconv-edge export`")
 
 
-def export_metadata(model: torch.nn.Module, part: str, class_names: list[str] | None, **extra) -> dict:
+def export_metadata(
+    model: torch.nn.Module, part: str, class_names: list[str] | None, recipe: dict | None = None, **extra
+) -> dict:
+    """The checkpoint metadata of ``model`` plus the part; ``recipe``: the training recipe of the checkpoint
+    exported, if any (evaluating the file then samples its clips as evaluating the checkpoint does)."""
     meta = model_metadata(model, class_names)
     meta.update(part=part, exporter_version=__version__, **extra)
+    if recipe is not None:
+        meta["recipe"] = recipe
     return meta
 
 
@@ -91,6 +97,7 @@ def export_onnx(
     part: str = "full",
     class_names: list[str] | None = None,
     simplify: bool = True,
+    recipe: dict | None = None,
 ) -> GraphSummary:
     """Export ``part`` of ``model`` (eval mode, batch 1) to a plain-2D float ONNX file at ``path``."""
     was_training = model.training
@@ -107,7 +114,7 @@ def export_onnx(
             proto = _simplify(proto)
         onnx.checker.check_model(proto)
         check_plain_2d(proto)
-        attach_metadata(proto, export_metadata(model, part, class_names))
+        attach_metadata(proto, export_metadata(model, part, class_names, recipe))
         onnx.save(proto, str(tmp))
     model.train(was_training)
     return summarize(path, part)

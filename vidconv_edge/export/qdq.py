@@ -2,7 +2,10 @@
 
 - A Brevitas model: its conv -> BN pairs merged (integer weights unchanged), Brevitas QCDQ export
   (QuantizeLinear/DequantizeLinear with the model's own scales), initializers taken out of the graph
-  inputs so ORT constant-folds and fuses DQ -> Conv -> Q into QLinearConv. Same numbers as Brevitas.
+  inputs so ORT constant-folds, then the exact rewrites of ``export.qdq_ort`` (uint8 activations, the
+  tile conv's output quantized, Flatten before DQ) so ORT fuses every DQ -> Conv/Gemm -> Q into
+  QLinearConv/QGemm. Same numbers as Brevitas (as written; ORT's fused kernels round requantization
+  in integer arithmetic: a few output steps).
 - A float model (the full ``vic_tiny``, ``sevnet_g8``, ...): the float ONNX export, then ORT
   ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations) calibrated on ``calib``:
   every Conv/MatMul/Gemm is int8; LayerNorm/GELU stay float.
@@ -50,9 +53,11 @@ def _export_brevitas_qdq(qmodel: torch.nn.Module, tmp: Path, part: str) -> onnx.
             module, args=example, export_path=str(tmp), dynamo=False, opset_version=OPSET,
             input_names=in_names, output_names=out_names,
         )  # fmt: skip
+    from vidconv_edge.export.qdq_ort import ort_int8_friendly
+
     proto = onnx.load(str(tmp))
     _drop_initializer_inputs(proto)
-    return proto
+    return ort_int8_friendly(proto)
 
 
 class _Calibration:
@@ -91,6 +96,7 @@ def export_qdq(
     part: str = "full",
     calib: Iterable[np.ndarray] | None = None,
     class_names: list[str] | None = None,
+    recipe: dict | None = None,
 ) -> GraphSummary:
     """Export ``part`` of a Brevitas model (its own scales) or a float model (ORT ``quantize_static`` on
     ``calib``: arrays of that part's inputs, normalised as the model expects) to an int8 QDQ ONNX file."""
@@ -104,7 +110,7 @@ def export_qdq(
             extra = dict(input_is_uint8=False, source="onnxruntime.quantize_static")
         onnx.checker.check_model(proto)
         check_plain_2d(proto)
-        attach_metadata(proto, export_metadata(model, part, class_names, format=FORMAT, **extra))
+        attach_metadata(proto, export_metadata(model, part, class_names, recipe, format=FORMAT, **extra))
         onnx.save(proto, str(tmp))
     return summarize(path, part)
 

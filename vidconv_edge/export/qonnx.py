@@ -2,7 +2,8 @@
 
 ``export_qonnx(qmodel, path, part)``: Brevitas ``export_qonnx`` (TorchScript exporter, static batch 1),
 qonnx ``cleanup_model`` (shape/datatype inference, constant folding, unique names), the plain-2D check,
-vidconv-edge metadata (``format: qonnx``, bit widths, ``input_is_uint8``).
+vidconv-edge metadata (``format: qonnx``, bit widths, ``input_is_uint8``, and ``input_quant`` /
+``output_quant``: the integer format of the part's input and output, see :func:`part_io_quant`).
 For FINN use the ``early`` and ``later`` parts: the ``full`` part has a 5D clip input, which FINN's
 layout inference does not take.
 """
@@ -43,7 +44,11 @@ def _brevitas_export(exporter, qmodel: torch.nn.Module, path: Path, part: str) -
 
 
 def export_qonnx(
-    qmodel: torch.nn.Module, path: str | os.PathLike, part: str = "full", class_names: list[str] | None = None
+    qmodel: torch.nn.Module,
+    path: str | os.PathLike,
+    part: str = "full",
+    class_names: list[str] | None = None,
+    recipe: dict | None = None,
 ) -> GraphSummary:
     """Export ``part`` (full | early | later) of a Brevitas model to a cleaned-up QONNX file at ``path``."""
     from brevitas.export import export_qonnx as brevitas_export_qonnx
@@ -55,10 +60,37 @@ def export_qonnx(
         _brevitas_export(brevitas_export_qonnx, qmodel, tmp, part)
         proto = cleanup_model(ModelWrapper(str(tmp))).model
         check_plain_2d(proto)
-        meta = export_metadata(qmodel, part, class_names, format=FORMAT, quant=quant_metadata(qmodel), input_is_uint8=True)
+        meta = export_metadata(
+            qmodel, part, class_names, recipe, format=FORMAT, quant=quant_metadata(qmodel), input_is_uint8=True,
+            **part_io_quant(qmodel, part),
+        )
         attach_metadata(proto, meta)
         onnx.save(proto, str(tmp))
     return summarize(path, part)
+
+
+def quant_format(quant: torch.nn.Module) -> dict:
+    """Integer format of an activation quantizer: ``value = scale * (integer - zero_point)``."""
+    proxy = quant.act_quant
+    bits, signed = int(proxy.bit_width()), bool(proxy.is_signed)
+    return {
+        "scale": float(proxy.scale().detach()), "zero_point": float(proxy.zero_point().detach()),
+        "bit_width": bits, "signed": signed, "narrow": bool(proxy.is_narrow_range),
+        "datatype": f"{'INT' if signed else 'UINT'}{bits}",
+    }
+
+
+def part_io_quant(qmodel: torch.nn.Module, part: str) -> dict:
+    """``input_quant`` / ``output_quant`` of ``part``: pixels, the early-net's output quantizer (the later-net's
+    input: feed it the early part's integers), the logits' quantizer."""
+    pixels = quant_format(qmodel.input_quant)
+    logits = quant_format(qmodel.head.out_quant if hasattr(qmodel, "head") else qmodel.out_quant)
+    if part == "full":
+        return {"input_quant": pixels, "output_quant": logits}
+    features = quant_format(qmodel.early_quant)
+    if part == "early":
+        return {"input_quant": pixels, "output_quant": features}
+    return {"input_quant": features, "output_quant": logits}
 
 
 def read_qonnx_metadata(path: str | os.PathLike) -> dict:

@@ -5,4 +5,8 @@
   and the Vivado steps when installed (``vivado`` decides); writes ``out_dir/report.json``.
 - ``steps_*``: our builder steps, ``step_x(model, cfg)`` with ``config.HwBuildConfig``.
 - ``report``: FINN estimates per layer, fit check with a stated margin, rich tables.
+- ``source``: what is built (checkpoint, QONNX part, bundled default) and its verification samples;
+  ``quantize``: a float model to the board's precision (PTQ, QAT, float vs quantized val top-1);
+  ``reference``: the float64 execution of a QONNX model the HW graph must equal bit for bit.
+- ``deploy``: the deploy bundle ``out_dir/deploy`` (manifest.json format documented there).
 """

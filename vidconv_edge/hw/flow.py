@@ -32,6 +32,7 @@ STEPS: list[tuple[str, str]] = [
     ("step_widen_binary_weights", "steps_codegen"),
     ("step_memory_styles", "steps_folding"),
     ("step_generate_estimate_reports", "finn"),
+    ("step_driver_settings", "steps_driver"),
     ("step_hw_codegen", "finn"),
     ("step_hw_ipgen", "finn"),
     ("step_set_fifo_depths", "finn"),
@@ -42,11 +43,14 @@ STEPS: list[tuple[str, str]] = [
     ("step_deployment_package", "finn"),
 ]
 STEP_NAMES = [name for name, _ in STEPS]
+# FINN's Vivado steps only produce what is listed here (they run only when the tools are installed)
+GENERATE_OUTPUTS = ["estimate_reports", "stitched_ip", "bitfile", "pynq_driver", "deployment_package"]
 # what each step leaves behind, for the "produced so far" message
 PRODUCTS = {
     "step_create_dataflow_partition": "dataflow partition",
     "step_verify_hw_python": "bit-exact python verification",
     "step_generate_estimate_reports": "estimate reports",
+    "step_driver_settings": "finn-plus-driver settings",
     "step_hw_codegen": "HLS/RTL code",
 }
 
@@ -91,7 +95,7 @@ def make_config(part_src, board, part_dir: Path, target_fps: float, clock_ns: fl
     return HwBuildConfig(
         output_dir=str(part_dir), synth_clk_period_ns=float(clock_ns), target_fps=int(round(target_fps)),
         fpga_part=board.part, board=board.finn_board, shell_flow_type=board.shell_flow,
-        generate_outputs=["estimate_reports"], standalone_thresholds=True, save_intermediate_models=True,
+        generate_outputs=GENERATE_OUTPUTS, standalone_thresholds=True, save_intermediate_models=True,
         verify_input_npy=str(vin), verify_expected_output_npy=str(vout),
         part_name=part_src.part, input_scale=part_src.input_scale, input_datatype=part_src.input_datatype,
         verify_samples=samples, strict_verify=strict, lut_capacity=board.lut, bram_capacity=board.bram_18k,
@@ -126,8 +130,21 @@ def run_part(part_src, cfg, until: str, shell_flow: str, log) -> dict:
         if name == until:
             break
     result["io"] = dict(cfg.io)
+    if "verification" in result["io"]:
+        result["io"]["verification"].update(part_src.reference)
     result["verified"] = bool(cfg.io.get("verification", {}).get("bit_exact", False))
     return result
+
+
+def deploy_bundle(report: dict, src, out: Path) -> dict:
+    """Write ``out/deploy`` when every part got its driver settings; what was written (or why not)."""
+    from vidconv_edge.hw.deploy import load_deploy_manifest, write_deploy_bundle
+
+    short = [n for n, p in report["parts"].items() if not any(s["step"] == "step_driver_settings" for s in p["steps"])]
+    if short:
+        return {"written": False, "why": f"the {', '.join(short)}-net build stopped before step_driver_settings"}
+    path = write_deploy_bundle(report, src, out)
+    return {"written": True, "path": str(path), "missing": load_deploy_manifest(path)["missing"]}
 
 
 def build_fpga(
@@ -141,10 +158,17 @@ def build_fpga(
     verify_samples: int = 2,
     video: str | os.PathLike | None = None,
     strict_verify: bool = True,
+    data: str | os.PathLike | None = None,
+    qat_epochs: int = 0,
+    precision: str | None = None,
     log=print,
 ) -> dict:
-    """Build ``source`` (quantized checkpoint, float checkpoint -> PTQ, early-net QONNX, None: bundled vic_edge)
-    for ``board`` into ``out_dir``; returns the report (also ``out_dir/report.json``).
+    """Build ``source`` for ``board`` into ``out_dir``; returns the report (also ``out_dir/report.json``) and
+    writes the deploy bundle ``out_dir/deploy`` once every part has its driver settings.
+
+    ``source``: a quantized checkpoint; a float one (None: the bundled vic_edge), quantized at ``precision``
+    (default: the board's) on ``data`` (default: a generated synthetic set) with ``qat_epochs`` of QAT; or a
+    part's QONNX file.
 
     Raises ToolMissing after writing the report when ``until`` asked for a step whose Xilinx tool is absent,
     VerificationFailed when the HW graph is not bit-exact (``strict_verify=False``: reported as ``verified: false``),
@@ -168,11 +192,11 @@ def build_fpga(
     apply_finn_environment(out)
     t0 = time.perf_counter()
     log(f"preparing {part} part(s): QONNX export and reference outputs on a video clip")
-    src = prepare_source(source, b, out, part, verify_samples, video)
+    src = prepare_source(source, b, out, part, verify_samples, video, data, qat_epochs, log, precision)
     report: dict = {
         "board": b.name, "board_info": b.to_dict(), "part": part, "model": src.model, "bits": src.bits,
         "board_precision": b.precision, "weights": src.origin, "clock_ns": clock, "target_fps": fps,
-        "until": stop, "parts": {},
+        "until": stop, "quantization": src.quantization, "parts": {},
     }  # fmt: skip
     used = {"LUT": 0.0, "BRAM_18K": 0.0}
     for name, part_src in src.parts.items():
@@ -195,6 +219,7 @@ def build_fpga(
     first = ToolCheck(stopped[0]["stopped_at"], tuple(stopped[0]["missing_tools"])) if stopped else None
     report["stopped"] = boundary_message(first, report["produced"]) if first else None
     report["flow_seconds"] = round(time.perf_counter() - t0, 1)
+    report["deploy"] = deploy_bundle(report, src, out)
     write_report(report, out / "report.json")
     if stopped and asked_for_missing_tools(until, stopped[0]["stopped_at"]):
         raise ToolMissing(f"--until {stop}: {report['stopped']} (report: {out / 'report.json'})")

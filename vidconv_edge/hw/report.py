@@ -113,7 +113,10 @@ def combine(parts: dict[str, dict], board: Board, bits: str) -> dict:
             f"({l:.1f} collages/s): pipeline {min(e, l):.1f} fps. "
         )
         if placement == "fabric":
-            why += "Both fit on the fabric together, so both run there (the ARM cores only decode and lay out the collage)."
+            why += (
+                "Both fit on the fabric together, so both run there (the ARM cores only decode and lay out the "
+                "collage); they are separate FINN builds, so on the board they need one merged bitstream."
+            )
         elif placement == "arm":
             out["estimated_fps"] = round(e, 2)
             why += (
@@ -167,5 +170,10 @@ def print_report(report: dict, console=None) -> None:
             console.print(f"  try: {tip}")
         if "placement" in report:
             console.print(f"  placement: {report['placement']['why']}")
+    q = report.get("quantization")
+    if q:
+        after = f"PTQ {q['ptq_top1']:.3f}" + (f", QAT {q['qat_top1']:.3f}" if "qat_top1" in q else "")
+        console.print(f"val top-1 on {q['val_videos']} videos ({q['data']}): float {q['float_top1']:.3f}, "
+                      f"{q['bits']} {after}; kept {q.get('final', 'calibrated')}: {0.0 - 100 * q['top1_drop']:+.1f} points")  # fmt: skip
     if report.get("stopped"):
         console.print(f"[yellow]{report['stopped']}[/yellow]")

@@ -1,5 +1,8 @@
 """What ``build-fpga`` builds: a quantized checkpoint, a QONNX file, or the bundled default model,
 turned into one QONNX file per part plus verification samples from a real video clip.
+
+The expected outputs are the QONNX model executed in float64 (``reference``): qonnx's float32 executor
+puts about one 8-bit activation per frame on the wrong side of a rounding boundary.
 """
 
 from __future__ import annotations
@@ -26,13 +29,25 @@ class PartSource:
     verify_out: np.ndarray
     input_scale: float | None = None
     input_datatype: str | None = None
+    reference: dict = field(default_factory=dict)  # how the expected outputs were computed
 
 
 def run_reference(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
-    """Execute a QONNX file with qonnx (the reference FINN checks against), one sample at a time."""
+    """Execute a QONNX file in float64 (the reference the HW graph must equal), one sample at a time."""
+    from vidconv_edge.hw.reference import run_qonnx_float64
+
+    return run_qonnx_float64(path, x)
+
+
+def reference_info(path: Path, x: np.ndarray, expected: np.ndarray, scale: float) -> dict:
+    """The reference's method, and how many integer outputs qonnx's float32 executor would get differently."""
     from vidconv_edge.export.qonnx import run_qonnx
 
-    return run_qonnx(path, x)
+    f32 = np.round(run_qonnx(path, x.astype(np.float32)) / scale)
+    return {
+        "reference": "QONNX model executed in float64 (onnx reference evaluator + qonnx Quant)",
+        "float32_reference_differs": int((_nhwc(f32) != expected).sum()),
+    }
 
 
 @dataclass
@@ -43,6 +58,11 @@ class BuildSource:
     parts: dict[str, PartSource] = field(default_factory=dict)
     layout: tuple[int, int] = (3, 3)
     img_size: int = 96
+    frames: int = 9
+    class_names: list[str] = field(default_factory=list)
+    float_spec: dict = field(default_factory=dict)  # the float model's input spec (mean / std it was trained with)
+    part_formats: dict[str, dict] = field(default_factory=dict)  # part -> input/output integer format (metadata)
+    quantization: dict | None = None  # float vs quantized val top-1 when the build quantized the model
 
 
 def parts_of(part: str) -> tuple[str, ...]:
@@ -82,23 +102,31 @@ def calibrated_for_board(float_model, bits, video: str | os.PathLike | None = No
     return qmodel.eval()
 
 
-def load_quant_model(source: str | os.PathLike | None, bits) -> tuple[torch.nn.Module, str]:
-    """(quantized model, origin): a quantized checkpoint, or the bundled float vic_edge quantized at ``bits``."""
+def load_quant_model(source: str | os.PathLike | None, bits, out_dir: Path, data=None, qat_epochs: int = 0,
+                     log=print) -> tuple[torch.nn.Module, str, list[str], dict | None]:  # fmt: skip
+    """(quantized model, origin, class names, quantization summary): a quantized checkpoint as it is, or a float
+    one (None: the bundled vic_edge) quantized at ``bits`` with ``hw.quantize`` (PTQ on ``data``, + QAT)."""
     from vidconv_edge.checkpoint import load_checkpoint
-    from vidconv_edge.quant.model import float_model_from_checkpoint, is_quant_checkpoint, quant_model_from_checkpoint
+    from vidconv_edge.hw.quantize import quantize_for_board
+    from vidconv_edge.quant.model import is_quant_checkpoint, quant_model_from_checkpoint
 
     if source is None:
         from vidconv_edge.assets import default_checkpoint
 
-        path = default_checkpoint()
-        float_model, _ = float_model_from_checkpoint(path)
-        return calibrated_for_board(float_model, bits), f"bundled {path.name}, PTQ {bits.label()} on sample.mp4"
-    ckpt = load_checkpoint(source)
-    if not is_quant_checkpoint(ckpt):
-        float_model, _ = float_model_from_checkpoint(ckpt)
-        return calibrated_for_board(float_model, bits), f"float {Path(source).name}, PTQ {bits.label()} on sample.mp4"
-    qmodel, _ = quant_model_from_checkpoint(ckpt)
-    return qmodel, f"quantized checkpoint {Path(source).name}"
+        source, what = default_checkpoint(), "bundled"
+    else:
+        ckpt = load_checkpoint(source)
+        if is_quant_checkpoint(ckpt):
+            if qat_epochs:
+                raise UserError("--qat-epochs fine-tunes a float checkpoint's quantized model: give the float one")
+            qmodel, _ = quant_model_from_checkpoint(ckpt)
+            return qmodel, f"quantized checkpoint {Path(source).name}", list(ckpt["class_names"]), None
+        what = "float"
+    qckpt, info = quantize_for_board(source, bits, out_dir, data, qat_epochs, log=log)
+    qmodel, ckpt = quant_model_from_checkpoint(qckpt)
+    how = f"PTQ + QAT {qat_epochs} epoch(s), kept {info.get('final', 'qat')}" if qat_epochs else "PTQ"
+    origin = f"{what} {Path(source).name}, {bits.label()} {how} on {Path(info['data']).name}"
+    return qmodel, origin, list(ckpt["class_names"]), info
 
 
 def _to_int(values: np.ndarray, scale: float, what: str) -> np.ndarray:
@@ -114,35 +142,45 @@ def _nhwc(x: np.ndarray) -> np.ndarray:
 
 
 def prepare_source(
-    source: str | os.PathLike | None, board, out_dir: Path, part: str, samples: int, video=None
+    source: str | os.PathLike | None, board, out_dir: Path, part: str, samples: int, video=None, data=None,
+    qat_epochs: int = 0, log=print, precision: str | None = None,
 ) -> BuildSource:
-    """QONNX file(s) for ``part`` and their verification samples, under ``out_dir/qonnx``."""
+    """QONNX file(s) for ``part`` and their verification samples, under ``out_dir/qonnx``. A float model is
+    quantized at ``precision`` (e.g. ``W8A8``), by default the board's."""
     from vidconv_edge.export.qonnx import export_qonnx, read_qonnx_metadata
-    from vidconv_edge.quant.bits import make_bits
+    from vidconv_edge.quant.bits import make_bits, parse_part
 
     wanted = parts_of(part)
     qdir = out_dir / "qonnx"
-    bits = make_bits(board.weight_bits, act_bits=board.act_bits)
+    w, a = parse_part(precision) if precision else (board.weight_bits, board.act_bits)
+    bits = make_bits(w, act_bits=a)
     if source is not None and Path(source).suffix == ".onnx":
         return _from_qonnx(Path(source), wanted, samples, video, read_qonnx_metadata)
     if source is not None and not Path(source).exists():
         raise UserError(f"model not found: {source}")
-    qmodel, origin = load_quant_model(source, bits)
+    qmodel, origin, names, quantization = load_quant_model(source, bits, out_dir, data, qat_epochs, log)
+    if precision and qmodel.bits.label() != bits.label():
+        raise UserError(f"--precision {precision}: the quantized checkpoint is {qmodel.bits.label()}")
     if not getattr(qmodel, "supports_streaming", False):
-        raise UserError(f"model '{qmodel.name}' has no early/later split: build-fpga needs a VidConv edge model")
+        _refuse_whole_clip(qmodel, qdir / "full.onnx", names)
     spec = qmodel.input_spec
     files = {p: qdir / f"{p}.onnx" for p in PARTS}
     for p in PARTS:  # the later-net's input format is the early-net's output quantizer: export both
-        export_qonnx(qmodel, files[p], p)
-    build = BuildSource(qmodel.name, qmodel.bits.label(), origin, layout=tuple(qmodel.layout), img_size=spec.size)
+        export_qonnx(qmodel, files[p], p, class_names=names)
+    build = BuildSource(
+        qmodel.name, qmodel.bits.label(), origin, layout=tuple(qmodel.layout), img_size=spec.size, frames=spec.frames,
+        class_names=names, float_spec=qmodel.float_input_spec.to_dict(), quantization=quantization,
+        part_formats={p: _formats(read_qonnx_metadata(files[p])) for p in PARTS},
+    )  # fmt: skip
     frames_needed = samples + spec.frames - 1
     frames = video_frames(video, spec.size, frames_needed)
-    feats = run_reference(files["early"], frames.astype(np.float32))
-    e_scale, e_dtype = _output_format(files["early"])
+    feats = run_reference(files["early"], frames)
+    e_scale, e_dtype = linked_format(files["early"], files["later"])
     if "early" in wanted:
+        expected = _nhwc(_to_int(feats[:samples], e_scale, "the early-net output"))
         build.parts["early"] = PartSource(
-            "early", files["early"], _nhwc(frames[:samples].astype(np.float32)),
-            _nhwc(_to_int(feats[:samples], e_scale, "the early-net output")),
+            "early", files["early"], _nhwc(frames[:samples].astype(np.float32)), expected,
+            reference=reference_info(files["early"], frames[:samples], expected, e_scale),
         )  # fmt: skip
     if "later" in wanted:
         from vidconv_edge.models.layers import frames_to_collage
@@ -151,12 +189,39 @@ def prepare_source(
         collages = frames_to_collage(torch.from_numpy(windows), qmodel.layout).numpy()
         logits = run_reference(files["later"], collages)
         l_scale, _ = _output_format(files["later"])
+        expected = _to_int(logits, l_scale, "the logits")
         build.parts["later"] = PartSource(
-            "later", files["later"], _nhwc(_to_int(collages, e_scale, "the collage")),
-            _to_int(logits, l_scale, "the logits"),
+            "later", files["later"], _nhwc(_to_int(collages, e_scale, "the collage")), expected,
             input_scale=e_scale, input_datatype=e_dtype,
+            reference=reference_info(files["later"], collages, expected, l_scale),
         )  # fmt: skip
     return build
+
+
+def _refuse_whole_clip(qmodel, path: Path, names: list[str]) -> None:
+    """A model without the early/later split (SEVNet): export its whole-clip QONNX and name what blocks FINN."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from vidconv_edge.export.qonnx import export_qonnx
+    from vidconv_edge.hw.steps_checks import check_fpga_graph
+
+    export_qonnx(qmodel, path, "full", class_names=names)
+    check_fpga_graph(ModelWrapper(str(path)), f"{qmodel.name} (whole clip, {path})")
+    raise UserError(f"model '{qmodel.name}' has no early/later split: build-fpga builds VidConv edge models")
+
+
+def linked_format(early: Path, later: Path) -> tuple[float, str]:
+    """(scale, datatype) of the early-net's output quantizer, checked against the later-net's ``input_quant``."""
+    from vidconv_edge.export.qonnx import read_qonnx_metadata
+
+    scale, dtype = _output_format(early)
+    fmt = read_qonnx_metadata(later).get("input_quant") or {}
+    if (fmt.get("scale"), fmt.get("datatype"), fmt.get("zero_point")) != (scale, dtype, 0.0):
+        raise UserError(
+            f"{later} expects input {fmt.get('datatype')} x {fmt.get('scale')} (zero point {fmt.get('zero_point')}), "
+            f"but {early} outputs {dtype} x {scale}: export both parts from the same quantized model"
+        )
+    return scale, dtype
 
 
 def _output_format(path: Path) -> tuple[float, str]:
@@ -168,23 +233,60 @@ def _output_format(path: Path) -> tuple[float, str]:
 
 
 def _from_qonnx(path: Path, wanted, samples: int, video, read_meta) -> BuildSource:
+    """An early-net QONNX file (verified on video frames) or a later-net one (verified on random integer
+    collages in its ``input_quant`` format: the later-net alone has no video path)."""
     meta = read_meta(path)
     part = meta.get("part")
-    if part != "early":
-        raise UserError(
-            f"{path} holds the '{part}' part: from a QONNX file only an early-net can be built (the later-net needs "
-            "the early-net's output quantizer); pass the quantized checkpoint instead"
-        )
-    if wanted != ("early",):
-        raise UserError(f"{path} holds only the early-net: use --part early")
-    size = int(meta["input_spec"]["size"])
-    frames = video_frames(video, size, samples)
-    feats = run_reference(path, frames.astype(np.float32))
-    scale, _ = _output_format(path)
+    if part not in PARTS:
+        raise UserError(f"{path} holds the '{part}' part: build-fpga builds early or later parts")
+    if wanted != (part,):
+        raise UserError(f"{path} holds only the {part}-net: use --part {part}")
     q = meta["quant"]
-    bits = f"W{q['weight_bits']['early']}A{q['act_bits']['early']}"
-    build = BuildSource(meta.get("model", "?"), bits, f"QONNX file {path.name}", img_size=size)
-    build.parts["early"] = PartSource(
-        "early", path, _nhwc(frames.astype(np.float32)), _nhwc(_to_int(feats, scale, "the early-net output"))
-    )
+    bits = f"W{q['weight_bits'][part]}A{q['act_bits'][part]}"
+    spec = meta["input_spec"]
+    size = int(spec["size"])
+    build = BuildSource(
+        meta.get("model", "?"), bits, f"QONNX file {path.name}", layout=tuple(spec.get("layout") or (3, 3)),
+        img_size=size, frames=int(spec["frames"]), class_names=list(meta.get("class_names", [])),
+        float_spec=q.get("float_input_spec", {}), part_formats={part: _formats(meta)},
+    )  # fmt: skip
+    scale, _ = _output_format(path)
+    if part == "early":
+        frames = video_frames(video, size, samples)
+        expected = _nhwc(_to_int(run_reference(path, frames), scale, "the early-net output"))
+        build.parts["early"] = PartSource(
+            "early", path, _nhwc(frames.astype(np.float32)), expected,
+            reference=reference_info(path, frames, expected, scale),
+        )  # fmt: skip
+        return build
+    fmt = meta.get("input_quant")
+    if not fmt:
+        raise UserError(f"{path} has no input_quant metadata (the collage's integer format): re-export it")
+    ints = random_integers(fmt, [samples, *_input_shape(path)[1:]])
+    collages = ints * fmt["scale"]
+    expected = _to_int(run_reference(path, collages), scale, "the logits")
+    info = reference_info(path, collages, expected, scale)
+    build.parts["later"] = PartSource(
+        "later", path, _nhwc(ints.astype(np.float32)), expected, input_scale=fmt["scale"],
+        input_datatype=fmt["datatype"], reference={**info, "inputs": "random integer collages (seed 0)"},
+    )  # fmt: skip
     return build
+
+
+def _formats(meta: dict) -> dict:
+    return {"input": meta.get("input_quant") or {}, "output": meta.get("output_quant") or {}}
+
+
+def random_integers(fmt: dict, shape: list[int], seed: int = 0) -> np.ndarray:
+    """Uniform integers of the ``input_quant`` format ``fmt`` (bit width, signed, narrow)."""
+    bits, signed, narrow = fmt["bit_width"], fmt["signed"], fmt.get("narrow", False)
+    low = (-(2 ** (bits - 1)) + int(narrow)) if signed else 0
+    high = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    return np.random.default_rng(seed).integers(low, high, size=shape, endpoint=True).astype(np.float64)
+
+
+def _input_shape(path: Path) -> list[int]:
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return [d.dim_value for d in dims]

@@ -40,3 +40,48 @@ def step_check_all_hw(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
             f"outside the dataflow partition ({hint}){more}"
         )
     return model
+
+
+def _int_attr(node, name: str, default: int) -> int:
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def fpga_blockers(model: ModelWrapper) -> list[tuple[int, str, str, str]]:
+    """(position, name, op type, why) of the QONNX nodes FINN cannot put in a streaming dataflow graph:
+    batch folds of a clip (the batch dimension must stay 1), layout reshapes/transposes between them, and
+    grouped convolutions with 1 < groups < channels."""
+    found = []
+    for i, node in enumerate(model.graph.node):
+        shape_in = model.get_tensor_shape(node.input[0]) if node.input else None
+        shape_out = model.get_tensor_shape(node.output[0])
+        if node.op_type in ("Reshape", "Transpose") and shape_in and shape_out:
+            if shape_in[0] != 1 or shape_out[0] != 1:
+                why = (f"turns {shape_in} into {shape_out}: a batch of frames folded in or out of the clip, but a "
+                       "FINN dataflow graph streams one batch-1 tensor")  # fmt: skip
+                found.append((i, node.name, node.op_type, why))
+        elif node.op_type == "Conv":
+            groups, cin = _int_attr(node, "group", 1), shape_in[1] if shape_in else 0
+            if 1 < groups < cin:
+                why = f"a grouped convolution ({groups} groups of {cin // groups} channels) that FINN does not lower"
+                found.append((i, node.name, node.op_type, why))
+    return found
+
+
+def check_fpga_graph(model: ModelWrapper, name: str) -> None:
+    """NotInHardware naming the first node (and counting the others) FINN cannot build, if any."""
+    found = fpga_blockers(model)
+    if not found:
+        return
+    pos, node, op, why = found[0]
+    kinds: dict[str, list] = {}
+    for p, n, o, _ in found[1:]:
+        kinds.setdefault(o, []).append(f"'{n}' at {p}")
+    also = "; ".join(
+        f"{len(v)} {'other ' if k == op else ''}{k} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
+        for k, v in kinds.items()
+    )
+    raise NotInHardware(
+        f"{name}: node '{node}' ({op}) at position {pos} of {len(model.graph.node)} {why}"
+        f"{'; also ' + also if also else ''}. FINN needs per-frame / per-window 4-D parts like VidConv's early/later "
+        "split (build-fpga builds vic_edge) and grouped convolutions split into dense or depthwise ones"
+    )

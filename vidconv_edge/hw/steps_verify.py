@@ -2,8 +2,8 @@
 
 Runs after the dataflow partition and before SpecializeLayers (after it, ``_hls``/``_rtl`` nodes only run
 in cppsim/rtlsim, which need the Xilinx tools). Inputs and expected outputs come from the QONNX model
-executed with qonnx on frames of a real video clip (``cfg.verify_input_npy`` / ``verify_expected_output_npy``,
-both already in the accelerator's integer NHWC form).
+executed in float64 (``hw.reference``) on frames of a real video clip (``cfg.verify_input_npy`` /
+``verify_expected_output_npy``, both already in the accelerator's integer NHWC form).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from vidconv_edge.hw.errors import VerificationFailed
 
 
 TIE_HINT = (
-    "; +-1 flips are what exact float32 ties give when the QONNX quantizers round half to even (rounding_mode "
-    "ROUND) while FINN's thresholds round half up: export the activation quantizers with HALF_UP rounding, "
-    "or pass --no-strict-verify to record the mismatch and continue"
+    "; +-1 steps are an activation within rounding error of a quantization boundary: the reference runs in "
+    "float64, FINN's streamlining computes the integer thresholds in float32. Pass --no-strict-verify to record "
+    "the mismatch and continue"
 )
 
 
@@ -42,7 +42,7 @@ def step_verify_hw_python(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapp
     mismatches = int((diff > 0).sum())
     cfg.io["verification"] = {
         "samples": int(len(x)),
-        "method": "python execution of the HW-abstraction graph vs qonnx execution of the QONNX model",
+        "method": "python execution of the HW-abstraction graph vs the QONNX model",
         "bit_exact": mismatches == 0,
         "mismatches": mismatches,
         "max_abs_diff": float(diff.max()) if diff.size else 0.0,

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 
 from vidconv_edge.errors import UserError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass
-class InputSpec:
-    """How a clip must look before it enters the model (after normalisation)."""
-
-    frames: int
-    size: int
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    layout: tuple[int, int] | None = None  # (h, w) collage grid, VidConv only
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from vidconv_edge.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec  # noqa: F401  (re-exported)
 
 
 @dataclass

@@ -43,6 +43,10 @@ class QuantBits:
             return f"W{e.weight}A{e.act}"
         return f"early W{e.weight}A{e.act} / later W{l.weight}A{l.act}"
 
+    def tag(self) -> str:
+        """File-name form of :meth:`label`: ``W8A4``, or ``W8A8-W8A4`` (early-later); :func:`parse_mix` reads it."""
+        return self.label().replace("early ", "").replace(" / later ", "-")
+
     def to_dict(self) -> dict:
         """The checkpoint's ``quant`` entry."""
         return {
@@ -98,6 +102,17 @@ def make_bits(
         pw, pa = parse_part(spec)
         parts.append(PartBits(pw or w, pa or a))
     return QuantBits(*parts)
+
+
+def parse_mix(spec: str) -> QuantBits:
+    """A bit-width mix: ``W8A4`` (both parts), ``W8A8/W8A4`` or ``W8A8-W8A4`` (early / later)."""
+    parts = spec.replace("-", "/").split("/")
+    if len(parts) == 1:
+        w, a = parse_part(spec)
+        return make_bits(w, w, a)
+    if len(parts) == 2 and all(p.strip() for p in parts):
+        return make_bits(8, early=parts[0], later=parts[1])
+    raise UserError(f"bit-width mix '{spec}': write W8A4 (both parts) or W8A8/W8A4 (early/later)")
 
 
 def describe(bits: QuantBits) -> dict:

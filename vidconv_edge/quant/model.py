@@ -53,7 +53,32 @@ def quant_metadata(qmodel: VideoClassifier) -> dict:
     }
 
 
+def uncalibrated_quantizers(qmodel: nn.Module) -> list[str]:
+    """Activation quantizers whose scale was never set from data (Brevitas initialises them lazily, from the
+    first batches seen in calibration or training; until then the scale is not part of the state dict)."""
+    from brevitas.core.scaling import ParameterFromRuntimeStatsScaling
+
+    return [
+        name.split(".act_quant.")[0]
+        for name, m in qmodel.named_modules()
+        if isinstance(m, ParameterFromRuntimeStatsScaling) and int(m.counter) == 0
+    ]
+
+
+def require_calibrated(qmodel: nn.Module) -> None:
+    """UserError unless every activation scale of ``qmodel`` is set (an uncalibrated model has no scales to save)."""
+    missing = uncalibrated_quantizers(qmodel)
+    if missing:
+        raise UserError(
+            f"the quantized '{qmodel.name}' is not calibrated: {len(missing)} activation quantizer(s) have no scale yet "
+            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); calibrate it first "
+            "(`vidconv-edge quantize`, or vidconv_edge.quant.calibrate.calibrate)"
+        )
+
+
 def save_quant_checkpoint(path: str | os.PathLike, qmodel: VideoClassifier, class_names=None, **extra) -> Path:
+    """A quantized checkpoint (the ``quant`` entry tells it from a float one); the model must be calibrated."""
+    require_calibrated(qmodel)
     return save_checkpoint(path, qmodel, class_names, **{QUANT_KEY: quant_metadata(qmodel)}, **extra)
 
 
@@ -92,9 +117,20 @@ def quant_model_from_checkpoint(ckpt: dict | str | os.PathLike) -> tuple[VideoCl
     float_model = create_model(ckpt["model"], **ckpt["config"])
     qmodel = build_quant_model(float_model, QuantBits.from_dict(ckpt[QUANT_KEY]))
     try:
-        qmodel.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise UserError(f"quantized weights do not match model '{ckpt['model']}': {str(e).splitlines()[0]}") from e
+        missing, unexpected = qmodel.load_state_dict(ckpt["state_dict"], strict=False)
+    except RuntimeError as e:  # shape mismatches: the first line only names the model class
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise UserError(f"quantized weights do not match model '{ckpt['model']}': {lines[min(1, len(lines) - 1)]}") from e
+    if missing and not unexpected and all(k.endswith(".scaling_impl.value") for k in missing):
+        raise UserError(
+            f"{path or 'the checkpoint'} holds an uncalibrated quantized model ({len(missing)} activation scales missing): "
+            "make it again with `vidconv-edge quantize`"
+        )
+    if missing or unexpected:
+        keys = (missing or unexpected)[:3]
+        raise UserError(
+            f"quantized weights do not match model '{ckpt['model']}': {'missing' if missing else 'unexpected'} {keys}"
+        )
     return qmodel.eval(), ckpt
 
 

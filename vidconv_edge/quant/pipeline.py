@@ -1,6 +1,7 @@
 """``quantize``: float checkpoint -> calibrated (PTQ) quantized checkpoint -> optional QAT, with accuracy and
 per-layer error reports. Files in ``out_dir``: ``calibrated.pt``, (QAT) ``last.pt``/``best.pt``/``metrics.jsonl``,
-``quantized.pt`` (the final quantized checkpoint), ``quant_summary.json``, (``report``) ``layer_errors.json``.
+``quantized.pt`` (the final quantized checkpoint: QAT's best, or the calibrated one if QAT did not beat it on
+the validation set), ``quant_summary.json``, (``report``) ``layer_errors.json``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from vidconv_edge.quant.model import quantize_model, require_float_checkpoint, s
 CALIBRATED, FINAL, SUMMARY, LAYERS = "calibrated.pt", "quantized.pt", "quant_summary.json", "layer_errors.json"
 
 
-def _datasets(data_dir, spec, class_names: list[str], seed: int):
-    from vidconv_edge.data import build_datasets
+def _datasets(data_dir, spec, class_names: list[str], seed: int, recipe=None):
+    """(train, val, names) sampled as the float model's recipe says (so top-1 here equals ``vidconv-edge eval``)."""
+    from vidconv_edge.train.config import Recipe
+    from vidconv_edge.train.loop import build_data
 
-    train_ds, val_ds, names = build_datasets(data_dir, spec, seed=seed)
+    train_ds, val_ds, names = build_data(recipe or Recipe(), data_dir, spec, seed=seed)
     if list(names) != list(class_names):
         raise UserError(
             f"{data_dir} has other classes ({len(names)}: {', '.join(names[:5])}...) than the checkpoint "
@@ -62,10 +65,12 @@ def quantize(
     resume: bool = False,
     seed: int = 0,
     progress: bool = True,
+    float_top1: float | None = None,
 ) -> dict:
     """Calibrate (PTQ) the float model of ``checkpoint`` on ``data_dir``, then fine-tune (QAT) ``epochs`` epochs.
 
     Returns a summary: bit widths, float / calibrated / QAT val top-1, files written, worst layers.
+    ``float_top1``: the float model's val top-1 if already known (else it is measured).
     """
     if calib_batches < 1:
         raise UserError(f"calib-batches must be >= 1, got {calib_batches}")
@@ -78,7 +83,8 @@ def quantize(
     class_names = list(ckpt["class_names"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train_ds, val_ds, _ = _datasets(data_dir, float_model.input_spec, class_names, seed)
+    recipe = _recipe_of(ckpt)
+    train_ds, val_ds, _ = _datasets(data_dir, float_model.input_spec, class_names, seed, recipe)
 
     torch.manual_seed(seed)
     if resume and (out / CALIBRATED).is_file():
@@ -89,7 +95,10 @@ def quantize(
     else:
         qmodel = quantize_model(float_model.eval(), bits).eval()
         n_calib = calibrate(qmodel, _pixel_batches(train_ds, batch_size, calib_batches), bias_correction, progress)
-        save_quant_checkpoint(out / CALIBRATED, qmodel, class_names, calib_batches=n_calib, bias_correction=bias_correction)
+        carried = {"recipe": ckpt["recipe"]} if "recipe" in ckpt else {}  # eval samples clips as for the float model
+        save_quant_checkpoint(
+            out / CALIBRATED, qmodel, class_names, calib_batches=n_calib, bias_correction=bias_correction, **carried
+        )
     summary: dict = {
         "model": float_model.name,
         "bits": describe(qmodel.bits),
@@ -97,23 +106,26 @@ def quantize(
         "calib_batches": n_calib,
         "bias_correction": bias_correction,
         "val_videos": len(val_ds),
-        "float_top1": _top1(float_model, val_ds, batch_size, progress),
+        "float_top1": _top1(float_model, val_ds, batch_size, progress) if float_top1 is None else float_top1,
         "ptq_top1": _top1(qmodel, val_ds, batch_size, progress),
     }
     final = out / CALIBRATED
     if epochs:
         from vidconv_edge.quant.qat import run_qat
 
-        recipe = _recipe_of(ckpt)
         fit = run_qat(qmodel, (train_ds, val_ds, class_names), out, epochs, recipe, lr, batch_size, resume, progress=progress)
         summary["qat"] = {k: fit[k] for k in ("epochs_done", "best_top1", "best_epoch") if k in fit}
         from vidconv_edge.quant.model import quant_model_from_checkpoint
 
-        final = out / "best.pt"
-        qmodel, _ = quant_model_from_checkpoint(final)
-        summary["qat_top1"] = _top1(qmodel, val_ds, batch_size, progress)
+        qat_model, _ = quant_model_from_checkpoint(out / "best.pt")
+        summary["qat_top1"] = _top1(qat_model, val_ds, batch_size, progress)
+        if summary["qat_top1"] >= summary["ptq_top1"]:  # QAT can lose on a small set: keep the better one
+            final, qmodel = out / "best.pt", qat_model
+        else:  # QAT trained ``qmodel`` in place
+            qmodel, _ = quant_model_from_checkpoint(final)
     shutil.copyfile(final, out / FINAL)
-    summary["quant_top1"] = summary.get("qat_top1", summary["ptq_top1"])
+    summary["final"] = "qat" if final.name == "best.pt" else "calibrated"
+    summary["quant_top1"] = summary["qat_top1"] if summary["final"] == "qat" else summary["ptq_top1"]
     summary["top1_drop"] = summary["float_top1"] - summary["quant_top1"]
     summary["files"] = {"quantized": str(out / FINAL), "calibrated": str(out / CALIBRATED)}
     if report:

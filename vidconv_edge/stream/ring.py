@@ -5,14 +5,38 @@ from __future__ import annotations
 import numpy as np
 
 
-def collage(feats: np.ndarray, layout: tuple[int, int]) -> np.ndarray:
+def collage(feats: np.ndarray, layout: tuple[int, int], channels_last: bool = False) -> np.ndarray:
     """(B*L, C, h', w') time-ordered maps -> (B, C, h*h', w*w'); frame i at tile (i // w, i % w).
+    With ``channels_last``: (B*L, h', w', C) -> (B, h*h', w*w', C), the same tiles (the FPGA streams' layout).
 
     The numpy twin of ``VidConv.collage`` (``models.layers.frames_to_collage``)."""
     h, w = layout
+    if channels_last:
+        n, th, tw, c = feats.shape
+        x = feats.reshape(n // (h * w), h, w, th, tw, c).transpose(0, 1, 3, 2, 4, 5)
+        return np.ascontiguousarray(x.reshape(n // (h * w), h * th, w * tw, c))
     n, c, th, tw = feats.shape
     x = feats.reshape(n // (h * w), h, w, c, th, tw).transpose(0, 3, 1, 4, 2, 5)
     return np.ascontiguousarray(x.reshape(n // (h * w), c, h * th, w * tw))
+
+
+class Collage:
+    """A preallocated (1, C, h*h', w*w') collage (``(1, h*h', w*w', C)`` when ``channels_last``) and
+    views of its L tiles in time order: the ring copies its maps into them per output, allocating nothing
+    (a fresh collage per output costs page faults: it is larger than malloc's mmap threshold)."""
+
+    def __init__(self, item_shape: tuple[int, ...], dtype, layout: tuple[int, int], channels_last: bool = False):
+        h, w = layout
+        if channels_last:
+            th, tw, c = item_shape
+            self.array = np.empty((1, h * th, w * tw, c), dtype)
+            grid = self.array.reshape(h, th, w, tw, c)
+            self.tiles = [grid[i // w, :, i % w] for i in range(h * w)]
+        else:
+            c, th, tw = item_shape
+            self.array = np.empty((1, c, h * th, w * tw), dtype)
+            grid = self.array.reshape(c, h, th, w, tw)
+            self.tiles = [grid[:, i // w, :, i % w] for i in range(h * w)]
 
 
 class FrameRing:
@@ -48,3 +72,10 @@ class FrameRing:
             raise RuntimeError(f"ring holds {self.count} of {self.length} entries")
         order = (np.arange(self.length) + self._next) % self.length
         return self._buf[order]
+
+    def window_into(self, tiles: list[np.ndarray]) -> None:
+        """Copy the buffered arrays, oldest first, into ``tiles`` (e.g. :attr:`Collage.tiles`)."""
+        if not self.ready:
+            raise RuntimeError(f"ring holds {self.count} of {self.length} entries")
+        for t, dst in enumerate(tiles):
+            np.copyto(dst, self._buf[(self._next + t) % self.length])

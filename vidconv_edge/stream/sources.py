@@ -71,8 +71,12 @@ class VideoSource(Source):
         self._container = None
 
     def open(self) -> None:
-        import av
-
+        try:
+            import av
+        except ImportError as e:
+            raise UserError(
+                f"decoding {self.name} needs PyAV (pip install av); without it, pass a folder of frames or webcam:N"
+            ) from e
         if not self.live and not Path(self.name).is_file():
             raise UserError(f"video source not found: {self.name}")
         options = {"rtsp_transport": "tcp"} if self.name.startswith("rtsp") else {}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from vidconv_edge.data.annotations import Item, label_indices
 from vidconv_edge.errors import UserError
 from vidconv_edge.train.config import DataConfig, Recipe, recipe_from_dict
 
@@ -28,19 +29,19 @@ def parse_views(text: str) -> tuple[int, int]:
     return clips, crops
 
 
-def _remap(items: list[tuple[str, int]], names: list[str], class_names: list[str], source: str) -> list[tuple[str, int]]:
+def _remap(items: list[Item], names: list[str], class_names: list[str], source: str) -> list[Item]:
     """Labels indexing ``names`` -> labels indexing the checkpoint's ``class_names`` (by name)."""
     if names == class_names:
         return items
     index = {n: i for i, n in enumerate(class_names)}
-    used = sorted({y for _, y in items})
+    used = sorted({c for _, y in items for c in label_indices(y)})
     outside = [names[y] for y in used if names[y] not in index]
     if outside:
         raise UserError(
             f"{source}: label(s) {outside[:5]} outside the checkpoint's class list "
             f"({len(class_names)} classes: {', '.join(class_names[:8])}{', ...' if len(class_names) > 8 else ''})"
         )
-    return [(p, index[names[y]]) for p, y in items]
+    return [(p, tuple(index[names[c]] for c in y) if isinstance(y, tuple) else index[names[y]]) for p, y in items]
 
 
 def eval_dataset(
@@ -59,16 +60,17 @@ def eval_dataset(
 
     recipe = checkpoint_recipe(ckpt)
     data: DataConfig = recipe.data
+    multilabel = recipe.train.multilabel
     class_names = list(ckpt["class_names"])
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise UserError(f"data folder {data_dir} not found")
     if list_file is not None:
         own = load_class_names(data_dir / "classes.txt") if (data_dir / "classes.txt").is_file() else None
-        items, names = load_annotations(list_file, data_dir, own if own is not None else class_names)
+        items, names = load_annotations(list_file, data_dir, own if own is not None else class_names, multilabel)
         items = _remap(items, list(names or own or class_names), class_names, str(list_file))
     else:
-        _, items, names = load_split(data_dir, val_fraction=data.val_fraction, seed=recipe.train.seed)
+        _, items, names = load_split(data_dir, val_fraction=data.val_fraction, seed=recipe.train.seed, multilabel=multilabel)
         items = _remap(items, list(names), class_names, str(data_dir))
     if not items:
         raise UserError(f"{list_file or data_dir}: no videos to evaluate")
@@ -84,4 +86,5 @@ def eval_dataset(
         views=views or tuple(data.val_views),
         short_side=data.short_side,
         seed=recipe.train.seed,
+        num_classes=len(class_names) if multilabel else None,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -16,6 +17,42 @@ from vidconv_edge.train.config import DataConfig
 from vidconv_edge.train.metrics import classification_metrics, multilabel_metrics
 
 ORDERS = ("normal", "reverse", "shuffle")
+BACKENDS = ("torch", "onnxruntime")
+
+
+def load_eval_model(path: str | os.PathLike, backend: str | None = None) -> tuple[VideoClassifier, dict]:
+    """(model in eval mode, its metadata) for evaluation or prediction.
+
+    ``torch``: a checkpoint, float or quantized (Brevitas; takes pixel values, its input spec says so).
+    ``onnxruntime``: a ``full`` ONNX file written by ``vidconv-edge export`` (float or QDQ int8).
+    ``backend`` None: chosen by the file (``.onnx`` -> onnxruntime). The metadata (checkpoint dict or the
+    ONNX file's) holds ``model``, ``class_names``, ``input_spec``, ``recipe`` if known, ``quant`` if quantized.
+    """
+    from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint
+
+    path = Path(path)
+    is_onnx = path.suffix.lower() == ".onnx"
+    backend = backend or ("onnxruntime" if is_onnx else "torch")
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    if backend == "onnxruntime":
+        if not is_onnx:
+            raise UserError(
+                f"--backend onnxruntime runs exported ONNX files, {path} is a checkpoint: export it first "
+                f"(`vidconv-edge export {path} --target qdq -o F.onnx` if quantized, --target onnx if float)"
+            )
+        from vidconv_edge.export.runtime import OnnxModel
+
+        model = OnnxModel(path)
+        return model.eval(), model.meta
+    if is_onnx:
+        raise UserError(f"{path} is an ONNX file: evaluate it with --backend onnxruntime")
+    ckpt = load_checkpoint(path)
+    if "quant" in ckpt:
+        from vidconv_edge.quant.model import quant_model_from_checkpoint
+
+        return quant_model_from_checkpoint(ckpt)
+    return model_from_checkpoint(ckpt)
 
 
 def to_model_input(clips: torch.Tensor, model: VideoClassifier, device: torch.device) -> torch.Tensor:

@@ -78,19 +78,24 @@ def build_data(
     """(train, val, class names) for the recipe's data options (``vidconv_edge.data.build_datasets``)."""
     from vidconv_edge.data import build_datasets
 
-    options = dataclasses.asdict(recipe.data)
+    options = dataclasses.asdict(recipe.data) | {"multilabel": recipe.train.multilabel}
     return build_datasets(data_dir, spec, train_list=train_list, val_list=val_list, seed=seed, **options)
 
 
 class Trainer:
-    """One training run. ``fit()`` returns the final metrics; ``model`` is the trained (unwrapped) model."""
+    """One training run. ``fit()`` returns the final metrics; ``model`` is the trained (unwrapped) model.
+
+    ``model``: an already built model to train instead of ``create_model(model_name, **recipe.model)``
+    (e.g. a quantized one for QAT); its class count must match the data. ``checkpoint_extra()`` adds
+    entries to every checkpoint written.
+    """
 
     def __init__(
         self,
         recipe: Recipe,
         data_dir: str | os.PathLike | None,
         out_dir: str | os.PathLike,
-        model_name: str,
+        model_name: str | None,
         epochs: int | None = None,
         resume: bool = False,
         pretrained: str | os.PathLike | None = None,
@@ -103,7 +108,12 @@ class Trainer:
         datasets: tuple[Dataset, Dataset, list[str]] | None = None,
         device: str | None = None,
         progress: bool = True,
+        model: VideoClassifier | None = None,
     ):
+        if model is None and model_name is None:
+            raise ValueError("give a model name or a model")
+        if model is not None and model_name not in (None, model.name):
+            raise ValueError(f"model_name '{model_name}' is not the given model '{model.name}'")
         self.out = Path(out_dir)
         self.epochs = epochs if epochs is not None else recipe.train.epochs
         self.step_batch = batch_size or recipe.train.step_batch_size
@@ -126,7 +136,7 @@ class Trainer:
             raise UserError(f"{self.out} already holds a run ({LAST}); continue it with --resume or choose another --out")
 
         self.dist = D.init_distributed(device)
-        spec = create_model(model_name, **recipe.model).input_spec  # the data needs frames, size, mean, std
+        spec = (model or create_model(model_name, **recipe.model)).input_spec  # the data needs frames, size, mean, std
         if datasets is None:
             if data_dir is None:
                 raise UserError("no data: give a data folder")
@@ -135,7 +145,11 @@ class Trainer:
         if len(self.train_ds) == 0 or len(self.val_ds) == 0:
             raise UserError(f"empty split: {len(self.train_ds)} training and {len(self.val_ds)} validation videos")
         seed_everything(self.seed)
-        self.model: VideoClassifier = create_model(model_name, **{**recipe.model, "num_classes": len(self.class_names)})
+        if model is None:
+            model = create_model(model_name, **{**recipe.model, "num_classes": len(self.class_names)})
+        elif model.num_classes != len(self.class_names):
+            raise UserError(f"model '{model.name}' has {model.num_classes} classes, the data {len(self.class_names)}")
+        self.model: VideoClassifier = model
         if pretrained is not None and not resume:
             self.log(load_pretrained(self.model, pretrained))
         seed_everything(self.seed + self.dist.rank)  # augmentation and dropout differ per rank
@@ -224,6 +238,10 @@ class Trainer:
         self.records = [r for r in read_metrics(self.out / METRICS) if r["epoch"] <= self.start_epoch]
         self.log(f"resumed {self.out / LAST} after epoch {self.start_epoch} (best val top-1 {self.best_top1:.4f})")
 
+    def checkpoint_extra(self) -> dict:
+        """Further entries of every checkpoint this run writes (none for float training)."""
+        return {}
+
     def _save(self, epoch: int, improved: bool) -> None:
         rngs = D.all_gather_objects(self.dist, rng_state())
         if not self.dist.is_main:
@@ -240,6 +258,7 @@ class Trainer:
             bad_epochs=self.bad_epochs,
             recipe=self.recipe.to_dict(),
             metrics=self.records[-1],
+            **self.checkpoint_extra(),
         )
         save_checkpoint(self.out / LAST, self.model, self.class_names, **extra)
         if improved:
@@ -382,7 +401,7 @@ def train(
 ) -> dict:
     """Train ``model_name`` with recipe ``cfg``; writes last.pt, best.pt, metrics.jsonl, curves.png in ``out_dir``.
 
-    ``options``: batch_size, workers, seed, stop_after, datasets, device, progress (see :class:`Trainer`).
+    ``options``: batch_size, workers, seed, stop_after, datasets, device, progress, model (see :class:`Trainer`).
     """
     trainer = Trainer(cfg, data_dir, out_dir, model_name, epochs, resume, pretrained, train_list, val_list, **options)
     return trainer.fit()

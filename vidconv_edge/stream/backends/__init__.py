@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Callable
@@ -14,12 +15,14 @@ BACKENDS = ("torch", "onnxruntime", "finn-sim", "pynq")
 
 def infer_backend(path: str | os.PathLike | None) -> str:
     """The backend a model argument implies: ``.onnx`` or an ONNX folder -> onnxruntime,
-    a build-fpga folder -> finn-sim, anything else (a checkpoint) -> torch."""
+    a build-fpga folder -> finn-sim, a deploy bundle (manifest.json) -> pynq, anything else (a checkpoint) -> torch."""
     if path is None:
         return "torch"
     p = Path(path)
     if p.suffix == ".onnx" or (p.is_dir() and (p / "early.onnx").is_file()):
         return "onnxruntime"
+    if p.name == "manifest.json" or (p.is_dir() and (p / "manifest.json").is_file()):
+        return "pynq"
     if p.is_dir() and (p / "report.json").is_file():
         return "finn-sim"
     return "torch"
@@ -46,13 +49,15 @@ def _open_onnx(path: str | os.PathLike | None) -> Backend:
 
 
 def _open_finn_sim(path: str | os.PathLike | None) -> Backend:
-    from vidconv_edge.stream.backends.fpga import open_finn_sim
+    if importlib.util.find_spec("finn") is None:
+        raise UserError("backend finn-sim needs FINN (finn-plus): install it with scripts/install.sh")
+    from vidconv_edge.stream.backends.finn_sim import open_finn_sim
 
     return open_finn_sim(path)
 
 
 def _open_pynq(path: str | os.PathLike | None) -> Backend:
-    from vidconv_edge.stream.backends.fpga import open_pynq
+    from vidconv_edge.stream.backends.pynq_backend import open_pynq
 
     return open_pynq(path)
 

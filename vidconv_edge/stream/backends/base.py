@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from vidconv_edge.models.base import InputSpec
+if TYPE_CHECKING:
+    from vidconv_edge.spec import InputSpec
 
 
 @runtime_checkable
 class Backend(Protocol):
     """A VidConv model split into its per-frame early-net and its collage later-net.
 
-    - ``early(frames (N, 3, S, S)) -> (N, C, h', w')`` per-frame feature maps,
-    - ``later(collage (1, C, h*h', w*w')) -> (1, num_classes)`` logits,
+    - ``early(frames (N, 3, S, S)) -> (N, C, h', w')`` per-frame feature maps
+      (``(N, h', w', C)`` when ``channels_last``: the integer FPGA backends keep the streams' NHWC layout),
+    - ``later(collage (1, C, h*h', w*w')) -> (1, num_classes)`` logits (collage NHWC when ``channels_last``),
     - ``full(clip (1, L, 3, S, S)) -> (1, num_classes)``: the whole model, the reference for ``--recompute``.
 
     Inputs are float32, already resized and normalised as ``input_spec`` says.
@@ -24,6 +26,7 @@ class Backend(Protocol):
     model_name: str
     input_spec: InputSpec
     class_names: list[str]
+    channels_last: bool
 
     def early(self, frames: np.ndarray) -> np.ndarray: ...
 

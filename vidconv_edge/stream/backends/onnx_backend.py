@@ -44,6 +44,7 @@ class OnnxBackend:
     """``early``/``later`` (and ``full``) parts as ONNX Runtime CPU sessions."""
 
     name = "onnxruntime"
+    channels_last = False
 
     def __init__(self, path: str | os.PathLike, threads: int = 0):
         import onnxruntime as ort
@@ -73,11 +74,14 @@ class OnnxBackend:
             for part, p in self.parts.items()
         }
 
+        self._inputs = {part: sess.get_inputs()[0].name for part, sess in self._sessions.items()}
+
     def _run(self, part: str, x: np.ndarray) -> np.ndarray:
-        sess = self._sessions[part]
-        return sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        return self._sessions[part].run(None, {self._inputs[part]: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
     def early(self, frames: np.ndarray) -> np.ndarray:
+        if len(frames) == 1:  # the stream's case
+            return self._run("early", frames)
         # the exported parts have batch 1 (static shapes): run frame by frame
         return np.concatenate([self._run("early", f[None]) for f in frames])
 

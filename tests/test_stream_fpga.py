@@ -1,0 +1,369 @@
+"""The integer FPGA backends: finn-sim (FINN's python execution of a real build) and the pynq host side
+(packing, ring, collage, dequantisation) against a simulated DMA device; the board path without torch."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vidconv_edge.cli import main as cli_main
+from vidconv_edge.errors import UserError
+from vidconv_edge.models.base import InputSpec
+from vidconv_edge.stream import open_backend, run_stream
+from vidconv_edge.stream.backends.packing import pack, packed_bytes, parse_datatype, unpack
+from vidconv_edge.stream.preprocess import Preprocessor
+from vidconv_edge.stream.ring import Collage, FrameRing, collage
+
+from test_stream import decoded, write_video
+
+CLASSES = ["left", "right", "up", "down", "still"]
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", frames=12)
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory, worker_id) -> Path:
+    """A W8A4 vic_edge at 32x32 built for pynq-z2 up to the python verification of both HW graphs (~50 s),
+    built once per test run: xdist workers share it (the first builds, under a file lock)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if worker_id != "master" else base) / "stream_fpga"
+    root.mkdir(exist_ok=True)
+    with FileLock(str(root / "lock")):
+        if not (root / "build" / "report.json").is_file():
+            _build(root)
+    return root / "build"
+
+
+def _build(root: Path) -> None:
+    from vidconv_edge.hw.flow import build_fpga
+    from vidconv_edge.hw.source import calibrated_for_board
+    from vidconv_edge.models import create_model
+    from vidconv_edge.quant.bits import make_bits
+    from vidconv_edge.quant.model import save_quant_checkpoint
+
+    torch.manual_seed(0)
+    qmodel = calibrated_for_board(create_model("vic_edge", img_size=32, num_classes=5).eval(), make_bits(8, act_bits=4))
+    save_quant_checkpoint(root / "q.pt", qmodel, CLASSES)
+    report = build_fpga(root / "q.pt", "pynq-z2", root / "build", until="verify_hw_python", log=lambda *_: None)
+    assert report["verified"]
+
+
+# -- packing and the NHWC collage (fast) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("datatype,simd", [("INT4", 32), ("INT4", 3), ("UINT8", 3), ("INT8", 10), ("INT5", 6)])
+def test_packing_equals_finns_driver_format(datatype, simd):
+    from vidconv_edge.hw.finn_env import prepare_finn
+
+    prepare_finn()
+    from finn.util.data_packing import finnpy_to_packed_bytearray
+    from qonnx.core.datatype import DataType
+
+    dt = DataType[datatype]
+    x = np.random.default_rng(0).integers(dt.min(), dt.max() + 1, (1, 4, 4, 2, simd)).astype(np.float32)
+    packed = pack(x, datatype)
+    np.testing.assert_array_equal(packed, finnpy_to_packed_bytearray(x, dt, reverse_inner=True, reverse_endian=True))
+    np.testing.assert_array_equal(unpack(packed, datatype, simd), x)
+    with pytest.raises(ValueError, match=f"values outside {datatype}"):
+        pack(x + dt.max() + 1, datatype)
+
+
+def test_channels_last_collage_is_the_nchw_collage_transposed():
+    feats = np.random.default_rng(0).standard_normal((18, 5, 3, 4)).astype(np.float32)
+    nchw = collage(feats, (3, 3))
+    nhwc_feats = np.ascontiguousarray(feats.transpose(0, 2, 3, 1))
+    nhwc = collage(nhwc_feats, (3, 3), channels_last=True)
+    np.testing.assert_array_equal(nhwc, nchw.transpose(0, 2, 3, 1))
+    # the engine's reused buffer: the ring copies its maps into the tiles, oldest first
+    for maps, channels_last in ((feats, False), (nhwc_feats, True)):
+        ring, buf = FrameRing(9), Collage(maps.shape[1:], maps.dtype, (3, 3), channels_last)
+        for m in maps[:13]:
+            ring.push(m)
+        ring.window_into(buf.tiles)
+        np.testing.assert_array_equal(buf.array, collage(maps[4:13], (3, 3), channels_last))
+
+
+def test_pil_resizer_is_the_eval_crop_within_one_level():
+    spec = InputSpec(9, 64, (0.0,) * 3, (1 / 255,) * 3)
+    rng = np.random.default_rng(0)
+    for h, w in [(48, 160), (200, 90), (72, 104), (64, 64)]:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        a, b = Preprocessor(spec, "torch").crop(img), Preprocessor(spec, "pil").crop(img)
+        assert a.shape == b.shape == (3, 64, 64)
+        assert np.abs(a.astype(int) - b).max() <= 1 and (a == b).mean() > 0.5
+    np.testing.assert_allclose(Preprocessor(spec, "pil")(img), b, atol=1e-4)  # the pixel spec normalises to x
+
+
+# -- finn-sim on a real build --------------------------------------------------------------------
+
+
+def qonnx_reference(build: Path, frames: list[np.ndarray], size: int) -> np.ndarray:
+    """The QONNX models the build verified against (qonnx executor), on one window of frames."""
+    from vidconv_edge.export.qonnx import run_qonnx
+    from vidconv_edge.models.layers import frames_to_collage
+
+    prep = Preprocessor(InputSpec(9, size, (0.0,) * 3, (1 / 255,) * 3))
+    feats = run_qonnx(build / "qonnx" / "early.onnx", np.stack([prep(f) for f in frames]))
+    return run_qonnx(build / "qonnx" / "later.onnx", frames_to_collage(torch.from_numpy(feats), (3, 3)).numpy())[0]
+
+
+@pytest.mark.slow
+def test_finn_sim_streams_bit_exact_to_the_whole_clip_and_the_qonnx_model(build, video, tmp_path, capsys):
+    rc = cli_main(["stream", str(build), "--source", str(video), "--recompute", "--jsonl", str(tmp_path / "o.jsonl"),
+                   "--quiet", "--summary-json", str(tmp_path / "s.json")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["backend"] == "finn-sim" and summary["outputs"] == 12 - 8
+    assert summary["max_abs_diff"] == 0.0  # streamed == whole clip, bit for bit
+    lines = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [line["frame"] for line in lines] == [8, 9, 10, 11] and len(lines[0]["top"]) == 5
+    report = json.loads((build / "report.json").read_text())
+    scale = report["parts"]["later"]["io"]["output"]["scale"]
+    ints = np.asarray([line["logits"] for line in lines]) / np.float32(scale)
+    np.testing.assert_allclose(ints, np.round(ints), atol=1e-3)  # dequantised INT8 logits
+    assert np.ptp(ints) >= 8 and np.abs(ints).max() <= 128  # the test sees real spread, no trivial zeros
+    frames = decoded(video)
+    for line in (lines[0], lines[-1]):
+        ref = qonnx_reference(build, frames[line["frame"] - 8 : line["frame"] + 1], 32)
+        np.testing.assert_array_equal(np.float32(line["logits"]), ref)
+
+
+@pytest.mark.slow
+def test_finn_sim_backend_reads_the_build(build):
+    be = open_backend(build)  # inferred from report.json
+    from vidconv_edge.export.onnx import read_metadata
+
+    assert be.name == "finn-sim" and be.model_name == "vic_edge"
+    assert be.class_names == read_metadata(build / "qonnx" / "early.onnx")["class_names"]
+    assert be.channels_last and be.input_spec.frames == 9 and be.input_spec.layout == (3, 3)
+    early, later = be.bundle.parts["early"], be.bundle.parts["later"]
+    assert (early.input.shape, early.input.datatype) == ((1, 32, 32, 3), "UINT8")
+    assert early.output.datatype == later.input.datatype == "INT4" and early.output.scale == later.input.scale
+    assert later.input.shape == (1, 12, 12, early.output.shape[-1]) and later.output.shape == (1, 5)
+    x = np.random.default_rng(0).integers(0, 256, (2, 3, 32, 32)).astype(np.float32)
+    maps = be.early(x)
+    assert maps.shape == (2, 4, 4, early.output.shape[-1]) and maps.dtype == np.int8
+    assert -8 <= maps.min() and maps.max() <= 7
+
+
+def test_finn_sim_and_pynq_say_what_is_missing(tmp_path):
+    with pytest.raises(UserError, match=r"backend finn-sim needs a build-fpga output folder \(report.json"):
+        open_backend(tmp_path, "finn-sim")
+    (tmp_path / "report.json").write_text('{"parts": {}}')
+    with pytest.raises(UserError, match="the early-net was not built up to the python verification"):
+        open_backend(tmp_path)  # inferred from report.json
+    with pytest.raises(UserError, match="no deploy bundle at"):
+        open_backend(tmp_path, "pynq")
+    (tmp_path / "manifest.json").write_text(json.dumps(toy_manifest()))
+    with pytest.raises(
+        UserError,
+        match=r"needs the board image's 'pynq' package and finn-plus-driver \(pip install 'vidconv-edge\[board\]'\)",
+    ):
+        open_backend(tmp_path)  # inferred from manifest.json
+    (tmp_path / "manifest.json").write_text('{"parts": {"early": {}}}')
+    with pytest.raises(UserError, match="is not a complete deploy manifest"):
+        open_backend(tmp_path, "pynq")
+
+
+def test_pynq_names_the_missing_bitfile(tmp_path, monkeypatch):
+    manifest = toy_manifest()
+    for part in manifest["parts"].values():
+        part.update(bitfile="accel.bit", driver_settings="settings.json")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    fake_module(monkeypatch, "pynq")
+    fake_module(monkeypatch, "finn_plus_driver", get_driver_class=lambda name: SimOverlay)
+    with pytest.raises(UserError, match=r"deploy bundle incomplete: .*accel.bit not found \(the bitfile needs"):
+        open_backend(tmp_path / "manifest.json")
+
+
+# -- the pynq host side against a simulated device ------------------------------------------------
+
+
+class SimOverlay:
+    """Stand-in for finn-plus-driver's ``FINNDMAOverlay``: its packed-buffer interface, the "hardware" being
+    FINN's python execution of the part's HW graph, behind FINN's own (not our) packing code."""
+
+    created: list = []
+
+    def __init__(self, bitfile, download=True, **info):
+        from vidconv_edge.stream.backends.finn_sim import HwGraph
+
+        self.bitfile, self.download, self.io = bitfile, download, info["io_shape_dict"]
+        self.graph = HwGraph(info["sim_graph"])
+        self.obuf_packed = [np.zeros(self.io["oshape_packed"], np.uint8)]
+        SimOverlay.created.append(self)
+
+    def ishape_packed(self):
+        return tuple(self.io["ishape_packed"])
+
+    def copy_input_data_to_device(self, data):
+        assert data.dtype == np.uint8 and data.shape == tuple(self.io["ishape_packed"])
+        self._ibuf = data.copy()
+
+    def execute_on_buffers(self):
+        from finn.util.data_packing import finnpy_to_packed_bytearray, packed_bytearray_to_finnpy
+        from qonnx.core.datatype import DataType
+
+        idt, odt = DataType[self.io["idt"]], DataType[self.io["odt"]]
+        x = packed_bytearray_to_finnpy(self._ibuf, idt, tuple(self.io["ishape_folded"]), reverse_inner=True,
+                                       reverse_endian=True)  # fmt: skip
+        y = self.graph(x.reshape(self.io["ishape_normal"])).reshape(self.io["oshape_folded"])
+        self._obuf = finnpy_to_packed_bytearray(y, odt, reverse_inner=True, reverse_endian=True)
+
+    def copy_output_data_from_device(self, data):
+        np.copyto(data, self._obuf)
+
+
+def fake_module(monkeypatch, name: str, **attrs) -> None:
+    mod = types.ModuleType(name)
+    mod.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    for k, v in attrs.items():
+        setattr(mod, k, v)
+    monkeypatch.setitem(sys.modules, name, mod)
+
+
+def write_deploy(build: Path, deploy: Path, simd: dict[str, int]) -> Path:
+    """A deploy bundle for ``build``: manifest.json, one (shared, empty) bitfile, a driver settings.json per part
+    (folded with the given input SIMD, as a folded accelerator's stream would be)."""
+    from vidconv_edge.stream.backends.bundle import load_build
+
+    bundle = load_build(build)
+    deploy.mkdir()
+    (deploy / "accel.bit").write_bytes(b"")
+    parts = {}
+    for name, part in bundle.parts.items():
+        folded = {}
+        for key, io, s in (("i", part.input, simd[name]), ("o", part.output, part.output.shape[-1])):
+            folded[key] = [*io.shape[:-1], io.shape[-1] // s, s]
+        settings = {"driver_information": {"driver_type": "FINNDMAOverlay", "platform": "zynq-iodma",
+            "sim_graph": str(part.graph), "io_shape_dict": {
+                "idt": part.input.datatype, "odt": part.output.datatype,
+                "ishape_normal": list(part.input.shape), "oshape_normal": list(part.output.shape),
+                "ishape_folded": folded["i"], "oshape_folded": folded["o"],
+                "ishape_packed": [*folded["i"][:-1], packed_bytes(folded["i"][-1], parse_datatype(part.input.datatype)[0])],
+                "oshape_packed": [*folded["o"][:-1], packed_bytes(folded["o"][-1], parse_datatype(part.output.datatype)[0])],
+            }}}  # fmt: skip
+        (deploy / f"{name}_settings.json").write_text(json.dumps(settings))
+        parts[name] = {
+            "input": {**vars(part.input), "folded_shape": folded["i"]},
+            "output": {**vars(part.output), "folded_shape": folded["o"]},
+            "bitfile": "accel.bit", "driver_settings": f"{name}_settings.json",
+        }  # fmt: skip
+    manifest = {"model": bundle.model_name, "class_names": bundle.class_names, "L": bundle.frames,
+                "input_spec": {"size": bundle.size, "layout": list(bundle.layout)}, "parts": parts}  # fmt: skip
+    (deploy / "manifest.json").write_text(json.dumps(manifest))
+    return deploy
+
+
+@pytest.mark.slow
+def test_pynq_host_side_equals_finn_sim_through_the_packed_dma_buffers(build, video, tmp_path, monkeypatch):
+    deploy = write_deploy(build, tmp_path / "deploy", simd={"early": 3, "later": 8})
+    fake_module(monkeypatch, "pynq")
+    fake_module(monkeypatch, "finn_plus_driver", get_driver_class=lambda name: {"FINNDMAOverlay": SimOverlay}[name])
+    SimOverlay.created = []
+    board = open_backend(deploy)  # inferred from manifest.json
+    assert board.name == "pynq" and board.class_names == open_backend(build).class_names
+    assert [(o.download, Path(o.bitfile).name) for o in SimOverlay.created] == [
+        (True, "accel.bit"),
+        (False, "accel.bit"),
+    ]
+    sim = open_backend(build, "finn-sim")
+    got = {}
+    for name, be in (("pynq", board), ("finn-sim", sim)):
+        got[name] = []
+        run_stream(video, be, stride=2, recompute=True, progress=False, on_prediction=lambda p: got[name].append(p))
+    assert [p.frame for p in got["pynq"]] == [8, 10]
+    for a, b in zip(got["pynq"], got["finn-sim"]):
+        np.testing.assert_array_equal(a.logits, b.logits)
+        assert a.reference_diff == 0.0
+
+
+# -- the board path needs neither torch nor FINN --------------------------------------------------
+
+
+def toy_manifest() -> dict:
+    """A deploy manifest of a 16x16 model with 2x2 early maps and a 3x3 collage (no build needed)."""
+    return {
+        "model": "toy", "class_names": ["a", "b", "c"], "frames": 9, "size": 16, "layout": [3, 3],
+        "parts": {
+            "early": {"input": {"shape": [1, 16, 16, 3], "datatype": "UINT8", "scale": 1.0},
+                      "output": {"shape": [1, 2, 2, 4], "datatype": "INT4", "scale": 0.5}},
+            "later": {"input": {"shape": [1, 6, 6, 4], "datatype": "INT4", "scale": 0.5},
+                      "output": {"shape": [1, 3], "datatype": "INT8", "scale": 0.25}},
+        },
+    }  # fmt: skip
+
+
+BOARD_SCRIPT = """
+import sys
+sys.modules["torch"] = None  # as on a PYNQ board: `import torch` fails
+import numpy as np
+from PIL import Image
+from vidconv_edge.stream import run_stream
+from vidconv_edge.stream.backends.packing import pack, packed_bytes, parse_datatype, unpack
+from vidconv_edge.stream.backends.pynq_backend import open_pynq
+
+def device(part):
+    def run(packed):  # early: 4 block means of the red channel, later: sums of the collage's 4 channels
+        x = unpack(packed, part.input.datatype, part.input.folded_shape[-1]).reshape(part.input.shape)
+        if part.name == "early":
+            y = x[0, :, :, 0].reshape(2, 8, 2, 8).mean((1, 3)) // 32 - 4
+            y = np.repeat(y[None, :, :, None], 4, axis=3)
+        else:
+            y = np.clip(x.reshape(-1, 4).sum(0)[:3] // 4, -128, 127)[None]
+        return pack(y.reshape(part.output.folded_shape), part.output.datatype)
+    return run
+
+frames = sys.argv[1]
+for i in range(11):
+    Image.fromarray(np.full((20, 24, 3), 20 * i, np.uint8)).save(f"{frames}/img_{i:05d}.png")
+be = open_pynq(sys.argv[2], open_device=device)
+summary = run_stream(frames, be, jsonl=sys.argv[3], progress=False)
+print(summary["outputs"], summary["backend"], "torch" in sys.modules and sys.modules["torch"] is not None)
+"""
+
+
+def test_board_host_path_runs_without_torch(tmp_path):
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "manifest.json").write_text(json.dumps(toy_manifest()))
+    out = subprocess.run(
+        [sys.executable, "-c", BOARD_SCRIPT, str(tmp_path / "frames"), str(tmp_path), str(tmp_path / "o.jsonl")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["3", "pynq", "False"]
+    lines = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    # frame i is grey 20*i: early maps 20i // 32 - 4, later sums 36 map values (x0.5 scale folded in the ints)
+    for line in lines:
+        maps = [20 * i // 32 - 4 for i in range(line["frame"] - 8, line["frame"] + 1)]
+        expect = 4 * sum(maps) // 4 * 0.25
+        assert line["logits"] == [expect] * 3 and line["top"][0][0] == "a"
+
+
+@pytest.mark.slow
+def test_board_demo_rehearses_on_the_pc_with_finn_sim(build, video, tmp_path, capsys):
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "examples" / "board_stream_demo.py"
+    spec = importlib.util.spec_from_file_location("board_stream_demo", path)
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.main(["--sim", str(build), "--source", str(video), "--out", str(tmp_path)]) == 0
+    assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 12 - 8
+    assert len(decoded(tmp_path / "overlay.mp4")) == 12
+    assert "finn-sim" in capsys.readouterr().out
+    assert demo.main(["--deploy", str(tmp_path / "nowhere"), "--source", str(video)]) == 2
+    assert "no deploy bundle at" in capsys.readouterr().err

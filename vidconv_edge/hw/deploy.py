@@ -1,0 +1,255 @@
+"""The deploy bundle ``DIR/deploy/``: everything to copy to the board.
+
+Layout::
+
+    deploy/
+      manifest.json            what the board-side host app reads (format below)
+      README.md                the steps on the board
+      early/settings.json      finn-plus-driver settings of the early-net accelerator
+      early/finn-accel.bit     bitfile + hardware handoff, when Vivado built them (else listed in "missing");
+      early/finn-accel.hwh     an Alveo board (vitis_alveo shell) gets early/finn-accel.xclbin instead
+      later/...                the same for the later-net; or, when it runs on the ARM cores,
+      later/later.qonnx.onnx   its QONNX model (execute with qonnx; input = integers * scale)
+
+``manifest.json`` (format ``vidconv-edge-deploy``, version 1; paths relative to the manifest's folder)::
+
+    {
+      "format": "vidconv-edge-deploy", "version": 1, "written_by": "vidconv-edge 0.x",
+      "model": "vic_edge", "class_names": ["...", ...], "bits": "W8A4",
+      "frames": 9, "size": 96, "layout": [3, 3],           # clip length L, frame side, collage grid (h, w)
+      "input_spec": {"frames": 9, "size": 96, "layout": [3, 3], "color": "RGB", "dtype": "uint8",
+                     "normalization": "...folded into the early-net: feed raw pixels 0..255",
+                     "float_mean": [...], "float_std": [...]},   # what the float model was trained with
+      "collage": {"layout": [3, 3], "tile": [12, 12], "order": "...", "shape": [1, 36, 36, 32]},
+      "board": {"name": "pynq-z2", "part": "xc7z020clg400-1", "clock_ns": 10.0, "shell_flow": "vivado_zynq"},
+      "placement": {"early": "fabric", "later": "fabric" | "arm", "why": "..."},
+      "parts": {
+        "early": {
+          "runs_on": "fabric", "per": "frame",
+          "input":  {"shape": [1, 96, 96, 3], "layout": "NHWC", "datatype": "UINT8", "scale": 1.0,
+                     "zero_point": 0.0, "folded_shape": [...], "packed_shape": [...], "what": "RGB pixels 0..255"},
+          "output": {"shape": [1, 12, 12, 32], "layout": "NHWC", "datatype": "INT4", "scale": 0.13,
+                     "zero_point": 0.0, "folded_shape": [...], "packed_shape": [...], "what": "early-net features"},
+          "driver_settings": "early/settings.json", "bitfile": "early/finn-accel.bit" | null,
+          "hwh": "early/finn-accel.hwh" | null, "estimated_fps": 170.2, "verified": true
+        },
+        "later": {"runs_on": "fabric", "per": "collage", "input": {...}, "output": {... "layout": "NC" ...},
+                  ...,  # when "runs_on" is "arm": "onnx": "later/later.qonnx.onnx", "onnx_format": "qonnx"}
+      },
+      "dequantize": "real value = scale * (integer - zero_point)",
+      "estimated_fps": 37.7, "fits": true, "verified": true,
+      "missing": [{"file": "early/finn-accel.bit", "why": "..."}]   # empty when complete
+    }
+
+Streams are integers of a FINN datatype in the given layout (the driver packs ``folded_shape`` into
+``packed_shape`` bytes). The early-net runs once per frame; the later-net once per window of the last
+``frames`` early-net outputs laid out by ``collage``. Each accelerator is its own FINN build with its own
+bitfile: an FPGA holds one bitstream at a time, so with both on the fabric they must be merged into one
+design (see README "Both parts on the fabric") or the later-net runs on the ARM cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from vidconv_edge import __version__
+from vidconv_edge.errors import UserError
+
+FORMAT, VERSION = "vidconv-edge-deploy", 1
+MANIFEST, README = "manifest.json", "README.md"
+BITFILE, HWH, XCLBIN, SETTINGS = "finn-accel.bit", "finn-accel.hwh", "finn-accel.xclbin", "settings.json"
+STREAM_WHAT = {
+    ("early", "input"): "RGB pixels 0..255 of one frame",
+    ("early", "output"): "early-net features of that frame",
+    ("later", "input"): "collage of the last L early-net outputs",
+    ("later", "output"): "logits (quantized)",
+}
+
+
+def _stream(part: dict, key: str, name: str, fmt: dict) -> dict:
+    io = part.get("io", {}).get(key, {})
+    shape = io.get("shape") or fmt.get("shape")
+    return {
+        "shape": shape, "layout": io.get("layout", "NHWC" if len(shape or []) == 4 else "NC"),
+        "datatype": io.get("datatype", fmt.get("datatype")), "scale": float(io.get("scale", fmt.get("scale", 1.0))),
+        "zero_point": float(fmt.get("zero_point", 0.0)), "folded_shape": io.get("folded_shape"),
+        "packed_shape": io.get("packed_shape"), "what": STREAM_WHAT[(name, key)],
+    }  # fmt: skip
+
+
+def _bitstreams(shell_flow: str) -> dict[str, str]:
+    """The files FINN's bitfile step leaves in ``<part>/bitfile``: Zynq bitfile + hardware handoff, or an Alveo xclbin."""
+    return {"bitfile": XCLBIN} if shell_flow == "vitis_alveo" else {"bitfile": BITFILE, "hwh": HWH}
+
+
+def _finn_outputs(part_dir: Path, shell_flow: str) -> dict[str, Path | None]:
+    """What FINN's Vivado steps left in ``part_dir`` (bitfile(s), driver settings), None where absent."""
+    found = {k: part_dir / "bitfile" / f for k, f in _bitstreams(shell_flow).items()}
+    found["settings"] = part_dir / "driver" / SETTINGS
+    return {k: p if p.is_file() else None for k, p in found.items()}
+
+
+def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path]]:
+    """The manifest, and the files to copy into the bundle (bundle-relative path -> source path)."""
+    placement = report.get("placement", {})
+    manifest: dict = {
+        "format": FORMAT, "version": VERSION, "written_by": f"vidconv-edge {__version__}",
+        "model": src.model, "class_names": list(src.class_names), "bits": src.bits,
+        "frames": src.frames, "size": src.img_size, "layout": list(src.layout),
+        "input_spec": {
+            "frames": src.frames, "size": src.img_size, "layout": list(src.layout), "color": "RGB", "dtype": "uint8",
+            "normalization": "folded into the early-net's first layer: feed raw pixels 0..255",
+            "float_mean": src.float_spec.get("mean"), "float_std": src.float_spec.get("std"),
+        },
+        "board": {**{k: report["board_info"][k] for k in ("name", "part", "shell_flow")}, "clock_ns": report["clock_ns"]},
+        "placement": {"early": placement.get("early_net", "fabric"), "later": placement.get("later_net", "fabric"),
+                      "why": placement.get("why", "")},
+        "parts": {}, "dequantize": "real value = scale * (integer - zero_point)",
+        "estimated_fps": report.get("estimated_fps"), "fits": report.get("fits"), "verified": report.get("verified"),
+        "missing": [],
+    }  # fmt: skip
+    files: dict[str, Path] = {}
+    for name, part in report["parts"].items():
+        fmt = src.part_formats.get(name, {})
+        runs_on = manifest["placement"]["later" if name == "later" else "early"]
+        entry = {
+            "runs_on": "arm" if runs_on == "arm" else "fabric", "per": "frame" if name == "early" else "collage",
+            "input": _stream(part, "input", name, fmt.get("input", {})),
+            "output": _stream(part, "output", name, fmt.get("output", {})),
+            "estimated_fps": part.get("estimated_fps"), "verified": part.get("verified"),
+        }  # fmt: skip
+        part_dir = out_dir / name
+        shell = report["board_info"]["shell_flow"]
+        finn = _finn_outputs(part_dir, shell)
+        if entry["runs_on"] == "arm":
+            rel = f"{name}/{name}.qonnx.onnx"
+            files[rel] = src.parts[name].qonnx
+            entry.update(onnx=rel, onnx_format="qonnx", bitfile=None, hwh=None, driver_settings=None)
+        else:
+            settings = finn["settings"] or (part_dir / "driver_settings.json")
+            if settings.is_file():
+                files[f"{name}/{SETTINGS}"] = settings
+                entry["driver_settings"] = f"{name}/{SETTINGS}"
+            else:
+                entry["driver_settings"] = None
+                why = "the build stopped before the folding"
+                manifest["missing"].append({"file": f"{name}/{SETTINGS}", "why": why})
+            entry["hwh"] = None
+            for key, fname in _bitstreams(shell).items():
+                rel = f"{name}/{fname}"
+                if finn[key] is not None:
+                    files[rel] = finn[key]
+                    entry[key] = rel
+                else:
+                    entry[key] = None
+                    why = report.get("stopped") or f"the build stopped at --until {report.get('until')}"
+                    manifest["missing"].append({"file": rel, "why": why})
+        manifest["parts"][name] = entry
+    if "early" in manifest["parts"]:
+        out = manifest["parts"]["early"]["output"]["shape"]
+        if out and len(out) == 4:
+            h, w = src.layout
+            manifest["collage"] = {
+                "layout": list(src.layout), "tile": out[1:3], "shape": [1, h * out[1], w * out[2], out[3]],
+                "order": "frame i of the window (oldest first) at tile row i // w, column i % w",
+            }  # fmt: skip
+    return manifest, files
+
+
+def readme(manifest: dict) -> str:
+    """The steps on the board, for this bundle."""
+    parts = manifest["parts"]
+    lines = [
+        f"# {manifest['model']} ({manifest['bits']}) on {manifest['board']['name']}",
+        "",
+        f"Streaming video classification: the early-net runs once per frame, the later-net once per window of the "
+        f"last {manifest['frames']} early-net outputs laid out as a {manifest['layout'][0]}x{manifest['layout'][1]} "
+        f"collage. Classes: {', '.join(manifest['class_names'])}.",
+        "",
+        "| part | runs on | input | output | est. /s | verified |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, p in parts.items():
+        i, o = p["input"], p["output"]
+        lines.append(f"| {name} | {p['runs_on']} | {i['datatype']} {i['shape']} | {o['datatype']} {o['shape']} "
+                     f"x {o['scale']:.6g} | {p['estimated_fps']} | {p['verified']} |")  # fmt: skip
+    lines += ["", "## Missing files", ""]
+    if manifest["missing"]:
+        lines += [f"- `{m['file']}`: {m['why']}" for m in manifest["missing"]]
+        lines += ["", "Bitfiles need Vivado: rebuild on a machine with Vivado (and Vitis HLS) on PATH with the "
+                  "same `vidconv-edge build-fpga` command; the bundle is then complete."]  # fmt: skip
+    else:
+        lines.append("None: the bundle is complete.")
+    lines += [
+        "",
+        "## On the board",
+        "",
+        "1. Copy this folder to the board (PYNQ image), e.g. `scp -r deploy xilinx@pynq:~/vidconv/deploy`, and the "
+        "vidconv-edge sources beside it.",
+        "2. In the board's PYNQ environment (`sudo -i; source /etc/profile.d/pynq_venv.sh`): `pip install "
+        "finn-plus-driver rich tqdm` and `pip install --no-deps ~/vidconv/src` (the board side needs no torch; "
+        "finn-plus-driver wants numpy<2, which the image has).",
+        "3. Check each accelerator alone: `finn-plus-driver -b early/finn-accel.bit -s early/settings.json "
+        "-f throughput_test` (the same for `later/`).",
+        "4. Stream: `vidconv-edge stream ~/vidconv/deploy --source frames/ --jsonl out.jsonl` (backend `pynq`, "
+        "from `manifest.json`; or `examples/board_stream_demo.py --deploy deploy/`): raw uint8 RGB frames "
+        f"resized/cropped to {manifest['size']}x{manifest['size']} go to the early-net, its integer outputs fill a "
+        f"ring of {manifest['frames']}, their collage goes to the later-net, logits = scale * integers.",
+        "",
+        "## Both parts on the fabric",
+        "",
+        "Each part is its own FINN build with its own bitfile, and an FPGA holds one bitstream at a time: "
+        "flashing the second replaces the first. Running both on the fabric needs them in one design (both "
+        "dataflow pipelines side by side with one DMA pair each, one bitfile, a two-input settings.json), "
+        "otherwise run the early-net on the fabric and the later-net on the ARM cores "
+        "(`--part early` builds, placement `arm`).",
+        "",
+        "`manifest.json` holds the shapes, datatypes, folded/packed shapes and scales; its format is documented "
+        "in `vidconv_edge/hw/deploy.py`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_deploy_bundle(report: dict, src, out_dir: str | os.PathLike) -> Path:
+    """Write ``out_dir/deploy`` (manifest, README, driver settings, bitfiles when built) atomically."""
+    out = Path(out_dir)
+    manifest, files = manifest_for(report, src, out)
+    target = out / "deploy"
+    tmp = Path(tempfile.mkdtemp(prefix=".deploy.", suffix=".tmp", dir=out))
+    try:
+        for rel, source in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, tmp / rel)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        (tmp / README).write_text(readme(manifest))
+        tmp.chmod(0o755)
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=".deploy.", suffix=".old", dir=out))
+            os.replace(target, old / "deploy")
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        raise UserError(f"cannot write the deploy bundle {target}: {e.strerror or e}") from e
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_deploy_manifest(path: str | os.PathLike) -> dict:
+    """The manifest of a deploy bundle (folder or file); UserError if it is not one."""
+    p = Path(path)
+    p = p / MANIFEST if p.is_dir() else p
+    try:
+        m = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the deploy manifest {p}: {e}") from e
+    if m.get("format") != FORMAT:
+        raise UserError(f"{p} is not a vidconv-edge deploy manifest")
+    return m

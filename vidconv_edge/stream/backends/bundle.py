@@ -1,0 +1,181 @@
+"""What the FPGA backends need to know about a build: the model, its classes, and each accelerator's streams.
+
+Two sources, one :class:`FpgaBundle`:
+
+- :func:`load_build`: a ``vidconv-edge build-fpga`` output folder (``report.json``, ``qonnx/*.onnx``, the
+  HW-layer graphs under ``<part>/intermediate_models``), for ``finn-sim`` on the build machine;
+- :func:`load_manifest`: the deploy bundle's ``manifest.json``, for ``pynq`` on the board (no torch, no FINN)::
+
+    {"model": "vic_edge", "class_names": [...], "frames": 9, "size": 96, "layout": [3, 3],
+     "parts": {"early": {"input":  {"shape": [1, 96, 96, 3], "datatype": "UINT8", "scale": 1.0,
+                                    "folded_shape": [1, 96, 96, 1, 3]},
+                         "output": {"shape": [1, 12, 12, 32], "datatype": "INT4", "scale": 0.13, ...},
+                         "bitfile": "early/finn-accel.bit", "driver_settings": "early/settings.json"},
+               "later": {...}}}
+
+  ``frames``/``size``/``layout`` may also sit in an ``input_spec`` object (``L`` is accepted for ``frames``);
+  paths are relative to the manifest's folder; ``folded_shape`` defaults to SIMD = the channel count.
+
+Streams are NHWC integers of a FINN datatype; ``value = integer * scale``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidconv_edge.errors import UserError
+from vidconv_edge.spec import InputSpec
+from vidconv_edge.stream.backends.packing import parse_datatype
+
+log = logging.getLogger("vidconv_edge.stream")
+
+PARTS = ("early", "later")
+PIXEL_MEAN = (0.0, 0.0, 0.0)
+PIXEL_STD = (1 / 255, 1 / 255, 1 / 255)  # normalize() then yields the raw pixel values 0..255
+VERIFY_GRAPH = "*_step_verify_hw_python.onnx"
+
+
+@dataclass
+class StreamIO:
+    """One accelerator stream: NHWC integers of ``datatype``, real value = integer * ``scale``."""
+
+    shape: tuple[int, ...]
+    datatype: str
+    scale: float
+    folded_shape: tuple[int, ...]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StreamIO":
+        shape = tuple(int(v) for v in d["shape"])
+        folded = d.get("folded_shape") or (*shape[:-1], 1, shape[-1])  # default: SIMD = all channels
+        datatype = str(d.get("datatype", d.get("dtype")))
+        parse_datatype(datatype)  # ValueError for anything but INTn / UINTn
+        return cls(shape, datatype, float(d.get("scale", 1.0)), tuple(int(v) for v in folded))
+
+
+@dataclass
+class PartSpec:
+    """One accelerator: its input and output streams, and where its executable form lives."""
+
+    name: str
+    input: StreamIO
+    output: StreamIO
+    graph: Path | None = None  # the verified HW-layer graph (finn-sim)
+    bitfile: Path | None = None  # deploy bundle (pynq)
+    driver_settings: Path | None = None  # finn-plus-driver settings.json (pynq)
+
+
+@dataclass
+class FpgaBundle:
+    folder: Path
+    model_name: str
+    class_names: list[str]
+    frames: int
+    size: int
+    layout: tuple[int, int]
+    parts: dict[str, PartSpec] = field(default_factory=dict)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The accelerator takes raw pixels (normalisation is folded into its first layer)."""
+        return InputSpec(self.frames, self.size, PIXEL_MEAN, PIXEL_STD, self.layout)
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the {what} {path}: {e}") from e
+
+
+def load_manifest(path: str | os.PathLike) -> FpgaBundle:
+    """The deploy bundle: ``manifest.json`` itself, its folder, or a build folder holding ``deploy/manifest.json``."""
+    p = Path(path)
+    for candidate in (p, p / "manifest.json", p / "deploy" / "manifest.json"):
+        if candidate.is_file() and candidate.name == "manifest.json":
+            p = candidate
+            break
+    else:
+        raise UserError(
+            f"no deploy bundle at {path}: expected manifest.json there or in its deploy/ folder "
+            "(written by `vidconv-edge build-fpga`; copy DIR/deploy to the board)"
+        )
+    m = _read_json(p, "deploy manifest")
+    spec = m.get("input_spec", {})
+    try:
+        frames = int(m.get("frames", m.get("L", spec.get("frames"))))
+        size = int(m.get("size", spec.get("size")))
+        layout = tuple(int(v) for v in m.get("layout", spec.get("layout")))
+        parts = {}
+        for name in PARTS:
+            d = m["parts"][name]
+            parts[name] = PartSpec(
+                name, StreamIO.from_dict(d["input"]), StreamIO.from_dict(d["output"]),
+                bitfile=p.parent / d["bitfile"] if d.get("bitfile") else None,
+                driver_settings=p.parent / d["driver_settings"] if d.get("driver_settings") else None,
+            )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{p} is not a complete deploy manifest (missing or bad {e})") from e
+    classes = [str(c) for c in m.get("class_names") or []]
+    return FpgaBundle(p.parent, str(m.get("model", "?")), classes, frames, size, layout, parts)  # type: ignore[arg-type]
+
+
+def _graph_streams(graph: Path, folded_from: Path) -> tuple[StreamIO, StreamIO]:
+    """Input/output shapes and datatypes of a HW-layer graph; the folded shapes of its latest (folded) version."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    g, f = ModelWrapper(str(graph)), ModelWrapper(str(folded_from))
+    inp, out = g.graph.input[0].name, g.graph.output[0].name
+    fin = tuple(getCustomOp(f.graph.node[0]).get_folded_input_shape())
+    fout = tuple(getCustomOp(f.graph.node[-1]).get_folded_output_shape())
+    return (
+        StreamIO(tuple(g.get_tensor_shape(inp)), g.get_tensor_datatype(inp).name, 1.0, fin),
+        StreamIO(tuple(g.get_tensor_shape(out)), g.get_tensor_datatype(out).name, 1.0, fout),
+    )
+
+
+def load_build(path: str | os.PathLike) -> FpgaBundle:
+    """A build-fpga output folder with both parts built at least to the python verification step."""
+    from vidconv_edge.export.onnx import read_metadata
+    from vidconv_edge.hw.finn_env import prepare_finn
+
+    folder = Path(path) if path is not None else None
+    if folder is None or not (folder / "report.json").is_file():
+        got = "no model argument" if folder is None else f"'{folder}'"
+        raise UserError(
+            f"backend finn-sim needs a build-fpga output folder (report.json + the HW graphs of the early and "
+            f"later parts); got {got}. Build one with `vidconv-edge build-fpga --out DIR` and pass DIR"
+        )
+    report = _read_json(folder / "report.json", "build report")
+    graphs = {}
+    for name in PARTS:
+        found = sorted((folder / name / "intermediate_models").glob("[0-9]*_step_*.onnx"))
+        if name not in report.get("parts", {}) or not any(g.match(VERIFY_GRAPH) for g in found):
+            raise UserError(
+                f"{folder}: the {name}-net was not built up to the python verification of its HW graph "
+                "(build with --part both, and --until at or after verify_hw_python)"
+            )
+        graphs[name] = found
+    meta = read_metadata(folder / "qonnx" / "early.onnx")
+    spec = meta["input_spec"]
+    prepare_finn()
+    import finn.custom_op.fpgadataflow  # noqa: F401  (registers FINN's HW ops with qonnx)
+
+    parts = {}
+    for name, found in graphs.items():
+        part = report["parts"][name]
+        if not part.get("verified"):
+            log.warning("%s: the %s-net HW graph was NOT verified bit-exact by the build", folder, name)
+        verified = next(g for g in found if g.match(VERIFY_GRAPH))
+        sin, sout = _graph_streams(verified, found[-1])
+        sin.scale, sout.scale = float(part["io"]["input"]["scale"]), float(part["io"]["output"]["scale"])
+        parts[name] = PartSpec(name, sin, sout, graph=verified)
+    return FpgaBundle(
+        folder, str(report.get("model", meta["model"])), [str(c) for c in meta["class_names"]],
+        int(spec["frames"]), int(spec["size"]), tuple(spec["layout"]), parts,
+    )  # fmt: skip

@@ -1,0 +1,85 @@
+"""The host side of the integer (FPGA) backends, shared by ``finn-sim`` and ``pynq``; numpy only.
+
+Per frame: pixels -> the early accelerator's input (NHWC uint8), its integer output map goes to the
+engine's ring as is (NHWC, a small integer type). Per output: the ring's NHWC collage of integers is the
+later accelerator's input; its integer logits times the output scale are the logits. An accelerator is
+anything with ``__call__(one normal-shape integer sample) -> integer sample`` (:class:`Accelerator`):
+FINN's python execution of the HW graph (finn-sim), or :class:`PackedAccelerator` = packing + a
+:class:`Device` that moves packed buffers (the DMA driver on the board).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from vidconv_edge.stream.backends.bundle import FpgaBundle, PartSpec, StreamIO
+from vidconv_edge.stream.backends.packing import container_dtype, pack, parse_datatype, unpack
+from vidconv_edge.stream.ring import collage
+
+
+class Accelerator(Protocol):
+    """One accelerator: a (1, ...) integer array of the input stream's normal shape -> the output's."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
+class Device(Protocol):
+    """Moves one packed input buffer through the hardware and returns the packed output buffer."""
+
+    def __call__(self, packed: np.ndarray) -> np.ndarray: ...
+
+
+class PackedAccelerator:
+    """An :class:`Accelerator` over a :class:`Device`: fold + pack the input, unpack + unfold the output."""
+
+    def __init__(self, part: PartSpec, device: Device):
+        self.part, self.device = part, device
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        i, o = self.part.input, self.part.output
+        out = np.asarray(self.device(pack(x.reshape(i.folded_shape), i.datatype)))
+        return unpack(out.reshape(*o.folded_shape[:-1], -1), o.datatype, o.folded_shape[-1]).reshape(o.shape)
+
+
+def to_stream(values: np.ndarray, io: StreamIO) -> np.ndarray:
+    """Real values (here: pixels 0..255 as float) -> the stream's integers in their numpy container type."""
+    bits, signed = parse_datatype(io.datatype)
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    q = np.rint(values / io.scale if io.scale != 1.0 else values)
+    return np.clip(q, lo, hi).astype(container_dtype(io.datatype))
+
+
+class IntegerBackend:
+    """The :class:`~vidconv_edge.stream.backends.base.Backend` of an integer early/later accelerator pair.
+
+    ``early`` takes the preprocessed frames (raw pixel values, ``bundle.input_spec``) and returns NHWC
+    integer maps (``channels_last``); ``later`` takes their NHWC collage and returns dequantised logits;
+    ``full`` runs both on a whole clip without the ring (``--recompute``). Bit-exact by construction: the
+    stream and the reference see the same integers.
+    """
+
+    channels_last = True
+
+    def __init__(self, name: str, bundle: FpgaBundle, early: Accelerator, later: Accelerator):
+        self.name, self.bundle = name, bundle
+        self.model_name = bundle.model_name
+        self.input_spec = bundle.input_spec
+        n_out = bundle.parts["later"].output.shape[-1]
+        self.class_names = bundle.class_names if len(bundle.class_names) == n_out else [str(i) for i in range(n_out)]
+        self._early, self._later = early, later
+        self._early_io, self._later_io = bundle.parts["early"], bundle.parts["later"]
+        self._map_dtype = container_dtype(self._early_io.output.datatype)
+        self._scale = np.float32(self._later_io.output.scale)
+
+    def early(self, frames: np.ndarray) -> np.ndarray:
+        x = to_stream(frames.transpose(0, 2, 3, 1), self._early_io.input)
+        return np.concatenate([self._early(x[i : i + 1]).astype(self._map_dtype) for i in range(len(x))])
+
+    def later(self, collage_nhwc: np.ndarray) -> np.ndarray:
+        return self._later(collage_nhwc).astype(np.float32).reshape(1, -1) * self._scale
+
+    def full(self, clip: np.ndarray) -> np.ndarray:
+        feats = self.early(clip[0])
+        return self.later(collage(feats, self.input_spec.layout, channels_last=True))
