@@ -18,7 +18,7 @@ from vidconv_edge.cli import main as cli_main
 from vidconv_edge.errors import UserError
 from vidconv_edge.models.base import InputSpec
 from vidconv_edge.stream import open_backend, run_stream
-from vidconv_edge.stream.backends.packing import pack, packed_bytes, parse_datatype, unpack
+from vidconv_edge.stream.backends.packing import pack, unpack
 from vidconv_edge.stream.preprocess import Preprocessor
 from vidconv_edge.stream.ring import Collage, FrameRing, collage
 
@@ -34,8 +34,9 @@ def video(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def build(tmp_path_factory, worker_id) -> Path:
-    """A W8A4 vic_edge at 32x32 built for pynq-z2 up to the python verification of both HW graphs (~50 s),
-    built once per test run: xdist workers share it (the first builds, under a file lock)."""
+    """A W8A4 vic_edge at 32x32 built for pynq-z2 as far as it goes without Vivado (verified HW graphs, folding,
+    driver settings, deploy bundle without bitfiles; ~1 min), built once per test run: xdist workers share it
+    (the first builds, under a file lock)."""
     from filelock import FileLock
 
     base = tmp_path_factory.getbasetemp()
@@ -57,8 +58,8 @@ def _build(root: Path) -> None:
     torch.manual_seed(0)
     qmodel = calibrated_for_board(create_model("vic_edge", img_size=32, num_classes=5).eval(), make_bits(8, act_bits=4))
     save_quant_checkpoint(root / "q.pt", qmodel, CLASSES)
-    report = build_fpga(root / "q.pt", "pynq-z2", root / "build", until="verify_hw_python", log=lambda *_: None)
-    assert report["verified"]
+    report = build_fpga(root / "q.pt", "pynq-z2", root / "build", log=lambda *_: None)
+    assert report["verified"] and (root / "build" / "deploy" / "manifest.json").is_file()
 
 
 # -- packing and the NHWC collage (fast) ---------------------------------------------------------
@@ -178,50 +179,54 @@ def test_finn_sim_and_pynq_say_what_is_missing(tmp_path):
         open_backend(tmp_path, "pynq")
 
 
-def test_pynq_names_the_missing_bitfile(tmp_path, monkeypatch):
-    manifest = toy_manifest()
-    for part in manifest["parts"].values():
-        part.update(bitfile="accel.bit", driver_settings="settings.json")
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    fake_module(monkeypatch, "pynq")
-    fake_module(monkeypatch, "finn_plus_driver", get_driver_class=lambda name: SimOverlay)
-    with pytest.raises(UserError, match=r"deploy bundle incomplete: .*accel.bit not found \(the bitfile needs"):
-        open_backend(tmp_path / "manifest.json")
-
-
 # -- the pynq host side against a simulated device ------------------------------------------------
 
 
 class SimOverlay:
-    """Stand-in for finn-plus-driver's ``FINNDMAOverlay``: its packed-buffer interface, the "hardware" being
-    FINN's python execution of the part's HW graph, behind FINN's own (not our) packing code."""
+    """Stand-in for finn-plus-driver's ``FINNDMAOverlay``, built like the real one from a part's ``settings.json``:
+    its packed-buffer interface, the "hardware" being FINN's python execution of that part's verified HW graph
+    (found from the bitfile's folder name), behind FINN's own (not our) packing code."""
 
     created: list = []
+    build: Path
 
-    def __init__(self, bitfile, download=True, **info):
+    def __init__(self, bitfile, platform, io_shape_dict, download=True, **info):
+        from qonnx.core.datatype import DataType
+
         from vidconv_edge.stream.backends.finn_sim import HwGraph
 
-        self.bitfile, self.download, self.io = bitfile, download, info["io_shape_dict"]
-        self.graph = HwGraph(info["sim_graph"])
-        self.obuf_packed = [np.zeros(self.io["oshape_packed"], np.uint8)]
+        self.bitfile, self.download, self.platform = bitfile, download, platform
+        io = {
+            k: v[0] if isinstance(v, list) and v and isinstance(v[0], (list, str)) else v
+            for k, v in io_shape_dict.items()
+        }
+        io["idt"], io["odt"] = (DataType[io[k].split("'")[1]] for k in ("idt", "odt"))  # "DataType['INT4']"
+        self.io = io
+        self.part = next(p for p in ("early", "later") if self.build_io(p) == io["ishape_normal"])
+        self.graph = HwGraph(next((self.build / self.part / "intermediate_models").glob("*_verify_hw_python.onnx")))
+        self.obuf_packed = [np.zeros(io["oshape_packed"], np.uint8)]
         SimOverlay.created.append(self)
+
+    @classmethod
+    def build_io(cls, part: str) -> list:
+        manifest = json.loads((cls.build / "deploy" / "manifest.json").read_text())
+        return manifest["parts"][part]["input"]["shape"]
 
     def ishape_packed(self):
         return tuple(self.io["ishape_packed"])
 
     def copy_input_data_to_device(self, data):
-        assert data.dtype == np.uint8 and data.shape == tuple(self.io["ishape_packed"])
+        assert data.dtype == np.uint8 and data.shape == self.ishape_packed()
         self._ibuf = data.copy()
 
     def execute_on_buffers(self):
         from finn.util.data_packing import finnpy_to_packed_bytearray, packed_bytearray_to_finnpy
-        from qonnx.core.datatype import DataType
 
-        idt, odt = DataType[self.io["idt"]], DataType[self.io["odt"]]
-        x = packed_bytearray_to_finnpy(self._ibuf, idt, tuple(self.io["ishape_folded"]), reverse_inner=True,
+        io = self.io
+        x = packed_bytearray_to_finnpy(self._ibuf, io["idt"], tuple(io["ishape_folded"]), reverse_inner=True,
                                        reverse_endian=True)  # fmt: skip
-        y = self.graph(x.reshape(self.io["ishape_normal"])).reshape(self.io["oshape_folded"])
-        self._obuf = finnpy_to_packed_bytearray(y, odt, reverse_inner=True, reverse_endian=True)
+        y = self.graph(x.reshape(io["ishape_normal"])).reshape(io["oshape_folded"])
+        self._obuf = finnpy_to_packed_bytearray(y, io["odt"], reverse_inner=True, reverse_endian=True)
 
     def copy_output_data_from_device(self, data):
         np.copyto(data, self._obuf)
@@ -235,60 +240,66 @@ def fake_module(monkeypatch, name: str, **attrs) -> None:
     monkeypatch.setitem(sys.modules, name, mod)
 
 
-def write_deploy(build: Path, deploy: Path, simd: dict[str, int]) -> Path:
-    """A deploy bundle for ``build``: manifest.json, one (shared, empty) bitfile, a driver settings.json per part
-    (folded with the given input SIMD, as a folded accelerator's stream would be)."""
-    from vidconv_edge.stream.backends.bundle import load_build
+def fake_board(monkeypatch, build: Path) -> None:
+    """``pynq`` and ``finn_plus_driver`` as on the board, the overlays simulated."""
+    SimOverlay.created, SimOverlay.build = [], build
+    fake_module(monkeypatch, "pynq")
+    fake_module(monkeypatch, "finn_plus_driver", get_driver_class=lambda name: {"FINNDMAOverlay": SimOverlay}[name])
 
-    bundle = load_build(build)
-    deploy.mkdir()
-    (deploy / "accel.bit").write_bytes(b"")
-    parts = {}
-    for name, part in bundle.parts.items():
-        folded = {}
-        for key, io, s in (("i", part.input, simd[name]), ("o", part.output, part.output.shape[-1])):
-            folded[key] = [*io.shape[:-1], io.shape[-1] // s, s]
-        settings = {"driver_information": {"driver_type": "FINNDMAOverlay", "platform": "zynq-iodma",
-            "sim_graph": str(part.graph), "io_shape_dict": {
-                "idt": part.input.datatype, "odt": part.output.datatype,
-                "ishape_normal": list(part.input.shape), "oshape_normal": list(part.output.shape),
-                "ishape_folded": folded["i"], "oshape_folded": folded["o"],
-                "ishape_packed": [*folded["i"][:-1], packed_bytes(folded["i"][-1], parse_datatype(part.input.datatype)[0])],
-                "oshape_packed": [*folded["o"][:-1], packed_bytes(folded["o"][-1], parse_datatype(part.output.datatype)[0])],
-            }}}  # fmt: skip
-        (deploy / f"{name}_settings.json").write_text(json.dumps(settings))
-        parts[name] = {
-            "input": {**vars(part.input), "folded_shape": folded["i"]},
-            "output": {**vars(part.output), "folded_shape": folded["o"]},
-            "bitfile": "accel.bit", "driver_settings": f"{name}_settings.json",
-        }  # fmt: skip
-    manifest = {"model": bundle.model_name, "class_names": bundle.class_names, "L": bundle.frames,
-                "input_spec": {"size": bundle.size, "layout": list(bundle.layout)}, "parts": parts}  # fmt: skip
+
+def vivado_built(build: Path, deploy: Path, later_on_arm: bool = False) -> Path:
+    """``build``'s deploy bundle as a Vivado build completes it: one (stand-in) bitfile holding both accelerators,
+    nothing missing; or with the later-net placed on the ARM cores (its QONNX model in the bundle)."""
+    import shutil
+
+    shutil.copytree(build / "deploy", deploy)
+    manifest = json.loads((deploy / "manifest.json").read_text())
+    for name, part in manifest["parts"].items():
+        if name == "later" and later_on_arm:
+            shutil.copy(build / "qonnx" / "later.onnx", deploy / "later" / "later.qonnx.onnx")
+            part.update(runs_on="arm", onnx="later/later.qonnx.onnx", bitfile=None, driver_settings=None)
+        else:
+            (deploy / "finn-accel.bit").write_bytes(b"")
+            part["bitfile"] = "finn-accel.bit"
+    manifest["missing"] = []
     (deploy / "manifest.json").write_text(json.dumps(manifest))
     return deploy
 
 
 @pytest.mark.slow
 def test_pynq_host_side_equals_finn_sim_through_the_packed_dma_buffers(build, video, tmp_path, monkeypatch):
-    deploy = write_deploy(build, tmp_path / "deploy", simd={"early": 3, "later": 8})
-    fake_module(monkeypatch, "pynq")
-    fake_module(monkeypatch, "finn_plus_driver", get_driver_class=lambda name: {"FINNDMAOverlay": SimOverlay}[name])
-    SimOverlay.created = []
-    board = open_backend(deploy)  # inferred from manifest.json
-    assert board.name == "pynq" and board.class_names == open_backend(build).class_names
-    assert [(o.download, Path(o.bitfile).name) for o in SimOverlay.created] == [
-        (True, "accel.bit"),
-        (False, "accel.bit"),
-    ]
     sim = open_backend(build, "finn-sim")
-    got = {}
-    for name, be in (("pynq", board), ("finn-sim", sim)):
-        got[name] = []
-        run_stream(video, be, stride=2, recompute=True, progress=False, on_prediction=lambda p: got[name].append(p))
-    assert [p.frame for p in got["pynq"]] == [8, 10]
-    for a, b in zip(got["pynq"], got["finn-sim"]):
-        np.testing.assert_array_equal(a.logits, b.logits)
-        assert a.reference_diff == 0.0
+    expected: list = []
+    run_stream(video, sim, stride=2, progress=False, on_prediction=expected.append)
+    fake_board(monkeypatch, build)
+    for later_on_arm in (False, True):
+        deploy = vivado_built(build, tmp_path / f"deploy{int(later_on_arm)}", later_on_arm)
+        SimOverlay.created = []
+        board = open_backend(deploy)  # inferred from manifest.json
+        assert board.name == "pynq" and board.class_names == sim.class_names
+        flashed = [(o.part, o.download, Path(o.bitfile).name, o.platform) for o in SimOverlay.created]
+        assert flashed == [("early", True, "finn-accel.bit", "zynq-iodma")] + (
+            [] if later_on_arm else [("later", False, "finn-accel.bit", "zynq-iodma")]  # flashed once
+        )
+        got: list = []
+        summary = run_stream(video, board, stride=2, recompute=True, progress=False, on_prediction=got.append)
+        assert [p.frame for p in got] == [8, 10] and summary["max_abs_diff"] == 0.0
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a.logits, b.logits)
+
+
+@pytest.mark.slow
+def test_pynq_names_a_missing_or_split_bitstream(build, tmp_path, monkeypatch):
+    fake_board(monkeypatch, build)
+    with pytest.raises(UserError, match=r"deploy bundle incomplete: the early-net's bitfile .*step_hw_ipgen needs"):
+        open_backend(build / "deploy")  # as build-fpga leaves it without Vivado
+    deploy = vivado_built(build, tmp_path / "deploy")
+    manifest = json.loads((deploy / "manifest.json").read_text())
+    manifest["parts"]["later"]["bitfile"] = "later/finn-accel.bit"
+    (deploy / "later" / "finn-accel.bit").write_bytes(b"")
+    (deploy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="separate bitfiles, and an FPGA holds one bitstream at a time"):
+        open_backend(deploy)
 
 
 # -- the board path needs neither torch nor FINN --------------------------------------------------
@@ -313,7 +324,7 @@ sys.modules["torch"] = None  # as on a PYNQ board: `import torch` fails
 import numpy as np
 from PIL import Image
 from vidconv_edge.stream import run_stream
-from vidconv_edge.stream.backends.packing import pack, packed_bytes, parse_datatype, unpack
+from vidconv_edge.stream.backends.packing import pack, unpack
 from vidconv_edge.stream.backends.pynq_backend import open_pynq
 
 def device(part):

@@ -231,7 +231,7 @@ class VidConv(VideoClassifier):
     def forward_early(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) frames -> (N, C, H/s, W/s) per-frame features."""
         x = self.stem(frames)
-        for stage in self.stages[: self.cfg.stack_stage]:
+        for stage in list(self.stages)[: self.cfg.stack_stage]:  # list: slicing a ModuleList builds a new one
             x = stage(x)
         return x
 
@@ -242,7 +242,7 @@ class VidConv(VideoClassifier):
     def forward_later(self, collage: torch.Tensor) -> torch.Tensor:
         """(B, C, h*h', w*w') collage -> (B, num_classes) logits."""
         x = collage
-        for stage in self.stages[self.cfg.stack_stage :]:
+        for stage in list(self.stages)[self.cfg.stack_stage :]:
             x = stage(x)
         if self.neck is not None:
             x = self.neck(self.final_norm(x))

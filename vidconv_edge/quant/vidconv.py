@@ -177,7 +177,7 @@ class QuantVidConv(VideoClassifier):
     def forward_early(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) uint8-valued frames -> (N, C, h', w') quantized features."""
         x = self.stem(self.input_quant(frames))
-        for stage in self.stages[: self.cfg.stack_stage]:
+        for stage in list(self.stages)[: self.cfg.stack_stage]:  # list: slicing a ModuleList builds a new one
             x = stage(x)
         return self.early_quant(x)
 
@@ -186,7 +186,7 @@ class QuantVidConv(VideoClassifier):
 
     def forward_later(self, collage: torch.Tensor) -> torch.Tensor:
         x = collage
-        for stage in self.stages[self.cfg.stack_stage :]:
+        for stage in list(self.stages)[self.cfg.stack_stage :]:
             x = stage(x)
         return self.head(x)
 

@@ -4,17 +4,12 @@ Two sources, one :class:`FpgaBundle`:
 
 - :func:`load_build`: a ``vidconv-edge build-fpga`` output folder (``report.json``, ``qonnx/*.onnx``, the
   HW-layer graphs under ``<part>/intermediate_models``), for ``finn-sim`` on the build machine;
-- :func:`load_manifest`: the deploy bundle's ``manifest.json``, for ``pynq`` on the board (no torch, no FINN)::
-
-    {"model": "vic_edge", "class_names": [...], "frames": 9, "size": 96, "layout": [3, 3],
-     "parts": {"early": {"input":  {"shape": [1, 96, 96, 3], "datatype": "UINT8", "scale": 1.0,
-                                    "folded_shape": [1, 96, 96, 1, 3]},
-                         "output": {"shape": [1, 12, 12, 32], "datatype": "INT4", "scale": 0.13, ...},
-                         "bitfile": "early/finn-accel.bit", "driver_settings": "early/settings.json"},
-               "later": {...}}}
-
-  ``frames``/``size``/``layout`` may also sit in an ``input_spec`` object (``L`` is accepted for ``frames``);
-  paths are relative to the manifest's folder; ``folded_shape`` defaults to SIMD = the channel count.
+- :func:`load_manifest`: the deploy bundle's ``manifest.json`` (format ``vidconv-edge-deploy``, documented in
+  ``vidconv_edge/hw/deploy.py``), for ``pynq`` on the board (no torch, no FINN). Read here: ``frames``,
+  ``size``, ``layout`` (or the same in ``input_spec``), ``class_names``, ``model``, ``missing`` and per part
+  ``runs_on`` (``fabric`` | ``arm``), ``input``/``output`` (``shape``, ``datatype``, ``scale``, ``zero_point``,
+  ``folded_shape``), ``bitfile`` + ``driver_settings`` (fabric) or ``onnx`` (its QONNX model, ARM);
+  paths relative to the manifest's folder; ``folded_shape`` null: SIMD = the channel count.
 
 Streams are NHWC integers of a FINN datatype; ``value = integer * scale``.
 """
@@ -54,6 +49,8 @@ class StreamIO:
         folded = d.get("folded_shape") or (*shape[:-1], 1, shape[-1])  # default: SIMD = all channels
         datatype = str(d.get("datatype", d.get("dtype")))
         parse_datatype(datatype)  # ValueError for anything but INTn / UINTn
+        if float(d.get("zero_point", 0.0)) != 0.0:
+            raise ValueError(f"zero_point {d['zero_point']} (FINN streams have zero point 0)")
         return cls(shape, datatype, float(d.get("scale", 1.0)), tuple(int(v) for v in folded))
 
 
@@ -65,8 +62,10 @@ class PartSpec:
     input: StreamIO
     output: StreamIO
     graph: Path | None = None  # the verified HW-layer graph (finn-sim)
-    bitfile: Path | None = None  # deploy bundle (pynq)
-    driver_settings: Path | None = None  # finn-plus-driver settings.json (pynq)
+    runs_on: str = "fabric"  # deploy bundle (pynq): "fabric", or "arm" for a later-net run by qonnx on the CPU
+    bitfile: Path | None = None  # fabric
+    driver_settings: Path | None = None  # fabric: finn-plus-driver settings.json
+    onnx: Path | None = None  # arm: the part's QONNX model
 
 
 @dataclass
@@ -78,6 +77,7 @@ class FpgaBundle:
     size: int
     layout: tuple[int, int]
     parts: dict[str, PartSpec] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # deploy bundle: files not built yet, and why
 
     @property
     def input_spec(self) -> InputSpec:
@@ -113,15 +113,16 @@ def load_manifest(path: str | os.PathLike) -> FpgaBundle:
         parts = {}
         for name in PARTS:
             d = m["parts"][name]
+            path_of = {k: p.parent / d[k] if d.get(k) else None for k in ("bitfile", "driver_settings", "onnx")}
             parts[name] = PartSpec(
                 name, StreamIO.from_dict(d["input"]), StreamIO.from_dict(d["output"]),
-                bitfile=p.parent / d["bitfile"] if d.get("bitfile") else None,
-                driver_settings=p.parent / d["driver_settings"] if d.get("driver_settings") else None,
+                runs_on=str(d.get("runs_on", "fabric")), **path_of,
             )  # fmt: skip
+        missing = [f"{x['file']} ({x.get('why', '?')})" for x in m.get("missing") or []]
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{p} is not a complete deploy manifest (missing or bad {e})") from e
     classes = [str(c) for c in m.get("class_names") or []]
-    return FpgaBundle(p.parent, str(m.get("model", "?")), classes, frames, size, layout, parts)  # type: ignore[arg-type]
+    return FpgaBundle(p.parent, str(m.get("model", "?")), classes, frames, size, layout, parts, missing)  # type: ignore[arg-type]
 
 
 def _graph_streams(graph: Path, folded_from: Path) -> tuple[StreamIO, StreamIO]:

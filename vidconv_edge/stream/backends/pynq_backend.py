@@ -1,6 +1,8 @@
 """``pynq``: the accelerators on a PYNQ board, driven by finn-plus-driver from the deploy bundle.
 
-Everything but the DMA transfer is the host logic of :mod:`~vidconv_edge.stream.backends.integer`
+Parts on the fabric run through their DMA overlays (both in one bitfile: an FPGA holds one bitstream at a
+time); a later-net the bundle places on the ARM cores runs as its QONNX model with qonnx. Everything but the
+DMA transfer is the host logic of :mod:`~vidconv_edge.stream.backends.integer`
 (pixels -> uint8 NHWC, packing, ring + collage, dequantisation), tested off-board with a simulated
 device. Imported only when asked for: ``finn_plus_driver`` and ``pynq`` exist on the board only.
 """
@@ -32,15 +34,40 @@ class DmaDevice:
         return ov.obuf_packed[0]
 
 
-def open_overlay(part: PartSpec, download: bool):
+class QonnxOnCpu:
+    """A part the bundle places on the ARM cores (``runs_on: arm``): its QONNX model executed by qonnx. Same
+    integer interface as an accelerator: NHWC integers in (times the input scale, as NCHW floats for the
+    exported model), integer logits out (the model's quantized output divided by its scale)."""
+
+    def __init__(self, part: PartSpec):
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        if part.onnx is None or not part.onnx.is_file():
+            raise UserError(f"deploy bundle incomplete: the {part.name}-net's QONNX model ({part.onnx}) not found")
+        self.part, self.model = part, ModelWrapper(str(part.onnx))
+        self.input, self.output = self.model.graph.input[0].name, self.model.graph.output[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        from qonnx.core.onnx_exec import execute_onnx
+
+        v = x.astype(np.float32) * np.float32(self.part.input.scale)
+        v = np.ascontiguousarray(v.transpose(0, 3, 1, 2)) if v.ndim == 4 else v
+        y = execute_onnx(self.model, {self.input: v})[self.output]
+        y = y.transpose(0, 2, 3, 1) if y.ndim == 4 else y
+        return np.rint(y / np.float32(self.part.output.scale))
+
+
+def open_overlay(part: PartSpec, download: bool, missing: list[str]):
     """The driver class named in the part's ``settings.json``, on its bitfile (flashed when ``download``)."""
     from finn_plus_driver import get_driver_class
 
-    if part.bitfile is None or part.driver_settings is None:
-        raise UserError(f"the deploy manifest names no bitfile/driver settings for the {part.name}-net")
-    for f in (part.bitfile, part.driver_settings):
-        if not f.is_file():
-            raise UserError(f"deploy bundle incomplete: {f} not found (the bitfile needs a build with Vivado)")
+    for what, f in (("bitfile", part.bitfile), ("driver settings", part.driver_settings)):
+        if f is None or not f.is_file():
+            why = f" (the manifest lists as missing: {'; '.join(missing)})" if missing else ""
+            raise UserError(
+                f"deploy bundle incomplete: the {part.name}-net's {what} {f or ''} not found{why}; bitfiles need a "
+                "build-fpga run with Vivado"
+            )
     info = json.loads(part.driver_settings.read_text())["driver_information"]
     info.setdefault("runtime_weight_dir", str(part.driver_settings.parent / "runtime_weights"))
     info.setdefault("mlo_weight_dir", str(part.driver_settings.parent / "mlo_weights"))
@@ -53,18 +80,29 @@ def open_pynq(path: str | os.PathLike | None, open_device=None) -> IntegerBacken
     if path is None:
         raise UserError("backend pynq needs the deploy/ folder of a build-fpga output (or its manifest.json)")
     bundle: FpgaBundle = load_manifest(path)
-    if open_device is None:
+    on_fabric = [p for p in bundle.parts.values() if p.runs_on != "arm"]
+    if open_device is None and on_fabric:
         if importlib.util.find_spec("finn_plus_driver") is None or importlib.util.find_spec("pynq") is None:
             raise UserError(
                 "backend pynq runs on a PYNQ board: it needs the board image's 'pynq' package and finn-plus-driver "
                 "(pip install 'vidconv-edge[board]')"
             )
+        bitfiles = {p.bitfile for p in on_fabric}
+        if len(bitfiles) > 1 and None not in bitfiles:
+            raise UserError(
+                "the deploy bundle has the early- and later-net accelerators in separate bitfiles, and an FPGA holds "
+                "one bitstream at a time: merge them into one design (one bitfile for both parts) or place the "
+                "later-net on the ARM cores (build with --part early)"
+            )
         flashed: set = set()
 
         def open_device(part: PartSpec) -> DmaDevice:
-            overlay = open_overlay(part, download=part.bitfile not in flashed)
+            overlay = open_overlay(part, download=part.bitfile not in flashed, missing=bundle.missing)
             flashed.add(part.bitfile)
             return DmaDevice(overlay)
 
-    early, later = (PackedAccelerator(bundle.parts[p], open_device(bundle.parts[p])) for p in ("early", "later"))
-    return IntegerBackend("pynq", bundle, early, later)
+    run = {
+        name: QonnxOnCpu(part) if part.runs_on == "arm" else PackedAccelerator(part, open_device(part))
+        for name, part in bundle.parts.items()
+    }
+    return IntegerBackend("pynq", bundle, run["early"], run["later"])
