@@ -30,7 +30,7 @@ def make_sample_video(out: Path = OUT, seed: int = 7) -> Path:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width = stream.height = SIZE
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "slow", "threads": "1"}
+        stream.options = {"crf": "18", "preset": "slow", "x264-params": "rc-lookahead=0:threads=1"}  # reproducible bytes
         for img in np.concatenate(clips):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         container.mux(stream.encode(None))

@@ -283,7 +283,8 @@ def _encode(path: Path, clip: np.ndarray, codec: str) -> None:
         stream.width, stream.height = clip.shape[2], clip.shape[1]
         stream.pix_fmt = "yuv420p"
         if codec in ("libx264", "h264"):
-            stream.options = {"crf": "17", "preset": "veryfast", "threads": "1"}
+            # one thread, no lookahead (x264's lookahead/mb-tree made fades encode differently run to run)
+            stream.options = {"crf": "17", "preset": "veryfast", "x264-params": "rc-lookahead=0:threads=1"}
         else:
             stream.bit_rate = 40 * clip.shape[1] * clip.shape[2] * FPS // 8
         for img in clip:
