@@ -425,6 +425,56 @@ def test_deploy_bundle_later_on_arm_ships_its_qonnx_and_replaces_atomically(tmp_
         load_deploy_manifest(tmp_path / "m.json")
 
 
+def test_deploy_bundle_of_the_merged_design_is_one_accelerator(tmp_path):
+    from vidconv_edge.hw.deploy import load_deploy_manifest, write_deploy_bundle
+    from vidconv_edge.stream.backends.bundle import load_manifest
+
+    report, src, out = _fake_build(tmp_path)
+    report["design"] = "merged"
+    for i, name in enumerate(("early", "later")):
+        report["parts"][name].update(accelerator="merged", input_index=i, output_index=i)
+    (out / "merged").mkdir()
+    (out / "merged" / "driver_settings.json").write_text(json.dumps({"driver_information": {"driver_type": "m"}}))
+    path = write_deploy_bundle(report, src, out)
+    m = load_deploy_manifest(path)
+    acc = m["accelerators"]["merged"]
+    assert acc["inputs"] == acc["outputs"] == ["early", "later"] and acc["driver_settings"] == "merged/settings.json"
+    for i, name in enumerate(("early", "later")):
+        part = m["parts"][name]
+        assert (part["accelerator"], part["input_index"], part["output_index"]) == ("merged", i, i)
+        assert (part["bitfile"], part["driver_settings"]) == (None, "merged/settings.json")
+    assert [x["file"] for x in m["missing"]] == ["merged/finn-accel.bit", "merged/finn-accel.hwh"]  # each once
+    assert sorted(p.name for p in path.iterdir()) == ["README.md", "manifest.json", "merged"]
+    readme = (path / "README.md").read_text()
+    assert "finn-plus-driver -b merged/finn-accel.bit -s merged/settings.json" in readme
+    assert "ONE design (`merged/`)" in readme and "two input and two output DMAs" in readme
+    assert load_manifest(path).parts["later"].driver_settings == path / "merged/settings.json"
+
+
+def test_merge_pipelines_keeps_two_independent_graphs_and_their_io_order(tmp_path):
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from vidconv_edge.hw.steps_driver import dma_names
+    from vidconv_edge.hw.steps_merge import merge_pipelines, pipeline_nodes
+
+    a, b = ModelWrapper(_conv_quant_graph([1.0, 2.0])), ModelWrapper(_conv_quant_graph([0.5, -1.0, 3.0]))
+    merged = merge_pipelines({"early": a, "later": b})
+    assert [t.name for t in merged.graph.input] == ["early_x", "later_x"]
+    assert [t.name for t in merged.graph.output] == ["early_y", "later_y"]
+    names = [[f"{p}_{n.name}" for n in m.graph.node] for p, m in (("early", a), ("later", b))]
+    assert pipeline_nodes(merged) == names
+    onnx.checker.check_model(merged.model)
+    xa, xb = np.full((1, 2, 1, 1), 3.0, np.float32), np.full((1, 3, 1, 1), 2.0, np.float32)
+    got = execute_onnx(merged, {"early_x": xa, "later_x": xb})
+    assert got["early_y"].item() == execute_onnx(a, {"x": xa})["y"].item() == 9.0
+    assert got["later_y"].item() == execute_onnx(b, {"x": xb})["y"].item() == 5.0
+    assert dma_names(2, 2) == (["idma1", "idma0"], ["odma0", "odma1"])  # InsertIODMA puts input 1's DMA first
+    with pytest.raises(ValueError, match="the early-net graph has 2 inputs"):
+        merge_pipelines({"early": merged, "later": b})
+
+
 # ------------------------------------------------------------------------------ W8A8, QAT in the build
 
 
@@ -458,17 +508,35 @@ def test_build_fpga_w8a8_bit_exact_deploy_bundle_and_later_part_from_qonnx(w8a8_
         v = part["io"]["verification"]
         assert v["bit_exact"] and v["samples"] == 3 and "float64" in v["reference"], name
         assert isinstance(v["float32_reference_differs"], int)
-    assert report["deploy"]["written"] and len(report["deploy"]["missing"]) == 4  # two bitfiles, two hwh
+    # --part both (default) is ONE design: both pipelines in one FINN build, one bitfile, a two-stream driver
+    assert report["design"] == "merged" and report["merged"]["verified"]
+    assert [s["step"] for s in report["merged"]["steps"]][:2] == ["step_create_dataflow_partition",
+                                                                  "step_verify_merged_python"]  # fmt: skip
+    for i, name in enumerate(("early", "later")):
+        part = report["parts"][name]
+        assert (part["accelerator"], part["input_index"], part["output_index"]) == ("merged", i, i)
+        assert part["io"]["verification"]["merged_design"] == {"samples": 3, "bit_exact": True, "mismatches": 0,
+                                                               "max_abs_diff": 0.0}  # fmt: skip
+        assert part["steps"][-1]["step"] == "step_verify_hw_python"  # each part's own steps end there
+    assert report["deploy"]["written"] and [m["file"] for m in report["deploy"]["missing"]] == [
+        "merged/finn-accel.bit", "merged/finn-accel.hwh"]  # fmt: skip
     m = load_deploy_manifest(out / "deploy")
     early, later = m["parts"]["early"], m["parts"]["later"]
     assert early["output"]["datatype"] == later["input"]["datatype"] == "INT8"
     assert later["input"]["scale"] == early["output"]["scale"] and later["input"]["shape"] == m["collage"]["shape"]
     assert m["collage"]["shape"] == [1, 12, 12, 32] and later["output"]["shape"] == [1, 10]
+    assert early["driver_settings"] == later["driver_settings"] == m["accelerators"]["merged"]["driver_settings"]
+    assert m["accelerators"]["merged"]["inputs"] == ["early", "later"]
+    assert (early["input_index"], later["input_index"]) == (0, 1)
     settings = json.loads((out / "deploy" / early["driver_settings"]).read_text())["driver_information"]
     shapes = settings["io_shape_dict"]
     assert settings["driver_type"] == "FINNDMAOverlay" and settings["platform"] == "zynq-iodma"
-    assert shapes["idt"] == ["DataType['UINT8']"] and shapes["ishape_folded"] == [early["input"]["folded_shape"]]
-    assert shapes["oshape_normal"] == [early["output"]["shape"]] and settings["fclk_mhz"] == 200.0
+    assert shapes["num_inputs"] == shapes["num_outputs"] == 2 and settings["fclk_mhz"] == 200.0
+    assert shapes["idt"] == ["DataType['UINT8']", "DataType['INT8']"] and shapes["odt"][1] == "DataType['INT8']"
+    assert shapes["ishape_folded"] == [early["input"]["folded_shape"], later["input"]["folded_shape"]]
+    assert shapes["oshape_normal"] == [early["output"]["shape"], later["output"]["shape"]]
+    # ... and equal to what FINN's own Zynq flow derives: its IODMA insertion, partitioning and driver shapes
+    assert shapes == _finn_zynq_driver_shapes(out / "merged", "ZCU104")
 
     # the later part alone, from its QONNX file: fed integers in its input_quant format
     out2 = tmp_path / "later"
@@ -480,6 +548,40 @@ def test_build_fpga_w8a8_bit_exact_deploy_bundle_and_later_part_from_qonnx(w8a8_
     assert r2["verified"] and v2["bit_exact"] and v2["inputs"].startswith("random integer collages")
     assert r2["parts"]["later"]["io"]["input"]["scale"] == later["input"]["scale"]
     assert r2["deploy"] == {"written": False, "why": "the later-net build stopped before step_driver_settings"}
+
+
+def _finn_zynq_driver_shapes(merged_dir, finn_board: str) -> dict:
+    """``get_driver_shapes`` of FINN's ZynqBuild preparation (IODMAs, width converters, specialisation,
+    floorplan, partitions) of the merged design's last graph, DMAs named as MakeZYNQProject names them."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames
+    from qonnx.transformation.infer_data_layouts import InferDataLayouts
+
+    from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+    from finn.transformation.fpgadataflow.floorplan import Floorplan
+    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
+    from finn.transformation.fpgadataflow.insert_iodma import InsertIODMA
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from finn.util.basic import get_driver_shapes, pynq_native_port_width, pynq_part_map
+
+    last = sorted((merged_dir / "intermediate_models").glob("[0-9]*_step_*.onnx"))[-1]
+    model = ModelWrapper(str(last)).transform(InferDataLayouts())
+    prep = (InsertIODMA(pynq_native_port_width[finn_board]), InsertDWC(), SpecializeLayers(pynq_part_map[finn_board]),
+            Floorplan(), CreateDataflowPartition(partition_model_dir=str(merged_dir / "zynq_partitions")))  # fmt: skip
+    for t in prep:
+        model = model.transform(t).transform(GiveUniqueNodeNames()).transform(GiveReadableTensorNames())
+    idma = odma = 0
+    for sdp in model.get_nodes_by_op_type("StreamingDataflowPartition"):  # MakeZYNQProject's naming
+        if model.find_producer(sdp.input[0]) is None:
+            getCustomOp(sdp).set_nodeattr("instance_name", f"idma{idma}")
+            idma += 1
+        elif not model.find_consumers(sdp.output[0]):
+            getCustomOp(sdp).set_nodeattr("instance_name", f"odma{odma}")
+            odma += 1
+    shapes = {k: [list(v) if isinstance(v, tuple) else v for v in vals] for k, vals in get_driver_shapes(model).items()}
+    return {**shapes, "num_inputs": idma, "num_outputs": odma, "number_of_external_weights": 0,
+            "external_weights_input_shapes": {}}  # fmt: skip
 
 
 @pytest.mark.slow

@@ -183,9 +183,10 @@ def test_finn_sim_and_pynq_say_what_is_missing(tmp_path):
 
 
 class SimOverlay:
-    """Stand-in for finn-plus-driver's ``FINNDMAOverlay``, built like the real one from a part's ``settings.json``:
-    its packed-buffer interface, the "hardware" being FINN's python execution of that part's verified HW graph
-    (found from the bitfile's folder name), behind FINN's own (not our) packing code."""
+    """Stand-in for finn-plus-driver's ``FINNDMAOverlay``, built like the real one from a ``settings.json`` with
+    one or more input/output streams: its packed-buffer interface (``ind`` selects the stream), the "hardware"
+    being FINN's python execution of each stream's verified HW graph (the part found by its input shape),
+    behind FINN's own (not our) packing code. Like the real driver, ``execute_on_buffers`` runs every stream."""
 
     created: list = []
     build: Path
@@ -196,15 +197,15 @@ class SimOverlay:
         from vidconv_edge.stream.backends.finn_sim import HwGraph
 
         self.bitfile, self.download, self.platform = bitfile, download, platform
-        io = {
-            k: v[0] if isinstance(v, list) and v and isinstance(v[0], (list, str)) else v
-            for k, v in io_shape_dict.items()
-        }
-        io["idt"], io["odt"] = (DataType[io[k].split("'")[1]] for k in ("idt", "odt"))  # "DataType['INT4']"
-        self.io = io
-        self.part = next(p for p in ("early", "later") if self.build_io(p) == io["ishape_normal"])
-        self.graph = HwGraph(next((self.build / self.part / "intermediate_models").glob("*_verify_hw_python.onnx")))
-        self.obuf_packed = [np.zeros(io["oshape_packed"], np.uint8)]
+        self.io = io = dict(io_shape_dict)
+        for k in ("idt", "odt"):
+            io[k] = [DataType[t.split("'")[1]] for t in io[k]]  # "DataType['INT4']"
+        self.parts = [next(p for p in ("early", "later") if self.build_io(p) == shape) for shape in io["ishape_normal"]]
+        self.part = self.parts[0] if len(self.parts) == 1 else tuple(self.parts)
+        self.graphs = [HwGraph(next((self.build / p / "intermediate_models").glob("*_verify_hw_python.onnx")))
+                       for p in self.parts]  # fmt: skip
+        self._ibuf = [np.zeros(shape, np.uint8) for shape in io["ishape_packed"]]
+        self.obuf_packed = [np.zeros(shape, np.uint8) for shape in io["oshape_packed"]]
         SimOverlay.created.append(self)
 
     @classmethod
@@ -212,24 +213,26 @@ class SimOverlay:
         manifest = json.loads((cls.build / "deploy" / "manifest.json").read_text())
         return manifest["parts"][part]["input"]["shape"]
 
-    def ishape_packed(self):
-        return tuple(self.io["ishape_packed"])
+    def ishape_packed(self, ind=0):
+        return tuple(self.io["ishape_packed"][ind])
 
-    def copy_input_data_to_device(self, data):
-        assert data.dtype == np.uint8 and data.shape == self.ishape_packed()
-        self._ibuf = data.copy()
+    def copy_input_data_to_device(self, data, ind=0):
+        assert data.dtype == np.uint8 and data.shape == self.ishape_packed(ind)
+        self._ibuf[ind] = data.copy()
 
     def execute_on_buffers(self):
         from finn.util.data_packing import finnpy_to_packed_bytearray, packed_bytearray_to_finnpy
 
         io = self.io
-        x = packed_bytearray_to_finnpy(self._ibuf, io["idt"], tuple(io["ishape_folded"]), reverse_inner=True,
-                                       reverse_endian=True)  # fmt: skip
-        y = self.graph(x.reshape(io["ishape_normal"])).reshape(io["oshape_folded"])
-        self._obuf = finnpy_to_packed_bytearray(y, io["odt"], reverse_inner=True, reverse_endian=True)
+        self._obuf = []
+        for k, graph in enumerate(self.graphs):
+            x = packed_bytearray_to_finnpy(self._ibuf[k], io["idt"][k], tuple(io["ishape_folded"][k]),
+                                           reverse_inner=True, reverse_endian=True)  # fmt: skip
+            y = graph(x.reshape(io["ishape_normal"][k])).reshape(io["oshape_folded"][k])
+            self._obuf.append(finnpy_to_packed_bytearray(y, io["odt"][k], reverse_inner=True, reverse_endian=True))
 
-    def copy_output_data_from_device(self, data):
-        np.copyto(data, self._obuf)
+    def copy_output_data_from_device(self, data, ind=0):
+        np.copyto(data, self._obuf[ind])
 
 
 def fake_module(monkeypatch, name: str, **attrs) -> None:
@@ -256,8 +259,17 @@ def vivado_built(build: Path, deploy: Path, later_on_arm: bool = False) -> Path:
     manifest = json.loads((deploy / "manifest.json").read_text())
     for name, part in manifest["parts"].items():
         if name == "later" and later_on_arm:
+            (deploy / "later").mkdir(exist_ok=True)
             shutil.copy(build / "qonnx" / "later.onnx", deploy / "later" / "later.qonnx.onnx")
             part.update(runs_on="arm", onnx="later/later.qonnx.onnx", bitfile=None, driver_settings=None)
+        elif later_on_arm:  # as a --part early build leaves it: the early-net's own one-stream accelerator
+            settings = json.loads((deploy / part["driver_settings"]).read_text())
+            io = settings["driver_information"]["io_shape_dict"]
+            io.update({k: v[:1] for k, v in io.items() if isinstance(v, list)}, num_inputs=1, num_outputs=1)
+            (deploy / "early").mkdir(exist_ok=True)
+            (deploy / "early" / "settings.json").write_text(json.dumps(settings))
+            (deploy / "finn-accel.bit").write_bytes(b"")
+            part.update(bitfile="finn-accel.bit", driver_settings="early/settings.json", input_index=0, output_index=0)
         else:
             (deploy / "finn-accel.bit").write_bytes(b"")
             part["bitfile"] = "finn-accel.bit"
@@ -278,9 +290,8 @@ def test_pynq_host_side_equals_finn_sim_through_the_packed_dma_buffers(build, vi
         board = open_backend(deploy)  # inferred from manifest.json
         assert board.name == "pynq" and board.class_names == sim.class_names
         flashed = [(o.part, o.download, Path(o.bitfile).name, o.platform) for o in SimOverlay.created]
-        assert flashed == [("early", True, "finn-accel.bit", "zynq-iodma")] + (
-            [] if later_on_arm else [("later", False, "finn-accel.bit", "zynq-iodma")]  # flashed once
-        )
+        # the merged design: one overlay with both streams, flashed once; early only when the later-net is on ARM
+        assert flashed == [("early" if later_on_arm else ("early", "later"), True, "finn-accel.bit", "zynq-iodma")]
         got: list = []
         summary = run_stream(video, board, stride=2, recompute=True, progress=False, on_prediction=got.append)
         assert [p.frame for p in got] == [8, 10] and summary["max_abs_diff"] == 0.0
@@ -296,6 +307,7 @@ def test_pynq_names_a_missing_or_split_bitstream(build, tmp_path, monkeypatch):
     deploy = vivado_built(build, tmp_path / "deploy")
     manifest = json.loads((deploy / "manifest.json").read_text())
     manifest["parts"]["later"]["bitfile"] = "later/finn-accel.bit"
+    (deploy / "later").mkdir(exist_ok=True)
     (deploy / "later" / "finn-accel.bit").write_bytes(b"")
     (deploy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="separate bitfiles, and an FPGA holds one bitstream at a time"):

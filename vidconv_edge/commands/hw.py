@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="build folder (report.json, per-part FINN outputs)")
     p.add_argument("--target-fps", type=float, default=30.0, help="folding target, frames (collages) per second (default 30)")
     p.add_argument("--clock-ns", type=float, help="clock period in ns (default: the board's)")
-    p.add_argument("--part", choices=("early", "later", "both"), default="both", help="which accelerator(s) to build")
+    p.add_argument("--part", choices=("early", "later", "both", "both-separate"), default="both",
+                   help="which part(s) to build: both = one design with both pipelines (one bitfile), "
+                   "both-separate = two accelerators (two bitfiles, for comparison)")  # fmt: skip
     p.add_argument("--until", help="stop after this step (e.g. generate_estimate_reports); default: as far as the tools allow")
     p.add_argument("--verify-samples", type=int, default=2, help="video frames (early) / collages (later) verified")
     p.add_argument(

@@ -3,7 +3,8 @@
 - ``boards``: the target boards (part, clock, capacity, shell flow, precision profile); no FINN import.
 - ``flow.build_fpga(source, board, out_dir, ...)``: QONNX -> FINN -> verified HW graph -> estimates -> HLS/RTL code,
   and the Vivado steps when installed (``vivado`` decides); writes ``out_dir/report.json``.
-- ``steps_*``: our builder steps, ``step_x(model, cfg)`` with ``config.HwBuildConfig``.
+- ``steps_*``: our builder steps, ``step_x(model, cfg)`` with ``config.HwBuildConfig``; ``steps_merge``: both parts
+  as one design (two pipelines in one FINN build, one bitstream), the default for ``--part both``.
 - ``report``: FINN estimates per layer, fit check with a stated margin, rich tables.
 - ``source``: what is built (checkpoint, QONNX part, bundled default) and its verification samples;
   ``quantize``: a float model to the board's precision (PTQ, QAT, float vs quantized val top-1);

@@ -30,4 +30,6 @@ class HwBuildConfig(DataflowBuildConfig):
     bram_used: float = 0.0
     verify_samples: int = 2
     strict_verify: bool = True  # False: record a mismatch (verified: false) and go on to the estimates
+    # merged design: part -> {"verify_input_npy", "verify_expected_output_npy"}, in graph input/output order
+    merged_parts: dict = field(default_factory=dict)
     io: dict = field(default_factory=dict)

@@ -5,6 +5,10 @@ Layout::
     deploy/
       manifest.json            what the board-side host app reads (format below)
       README.md                the steps on the board
+      merged/settings.json     --part both (default): ONE accelerator holding both pipelines, its two-input,
+      merged/finn-accel.bit    two-output finn-plus-driver settings (input/output 0 = early-net, 1 = later-net)
+      merged/finn-accel.hwh    and its bitfile + hardware handoff when Vivado built them;
+                               --part both-separate / early / later: one folder per part instead:
       early/settings.json      finn-plus-driver settings of the early-net accelerator
       early/finn-accel.bit     bitfile + hardware handoff, when Vivado built them (else listed in "missing");
       early/finn-accel.hwh     an Alveo board (vitis_alveo shell) gets early/finn-accel.xclbin instead
@@ -23,6 +27,9 @@ Layout::
       "collage": {"layout": [3, 3], "tile": [12, 12], "order": "...", "shape": [1, 36, 36, 32]},
       "board": {"name": "pynq-z2", "part": "xc7z020clg400-1", "clock_ns": 10.0, "shell_flow": "vivado_zynq"},
       "placement": {"early": "fabric", "later": "fabric" | "arm", "why": "..."},
+      "accelerators": {"merged": {"parts": ["early", "later"], "inputs": ["early", "later"],   # merged design only
+                                  "outputs": ["early", "later"], "bitfile": "merged/finn-accel.bit" | null,
+                                  "hwh": ..., "driver_settings": "merged/settings.json"}},
       "parts": {
         "early": {
           "runs_on": "fabric", "per": "frame",
@@ -31,8 +38,9 @@ Layout::
           "output": {"shape": [1, 12, 12, 32], "layout": "NHWC", "datatype": "INT4", "scale": 0.13,
                      "zero_point": 0.0, "folded_shape": [...], "packed_shape": [...], "what": "early-net features"},
           "driver_settings": "early/settings.json", "bitfile": "early/finn-accel.bit" | null,
-          "hwh": "early/finn-accel.hwh" | null, "estimated_fps": 170.2, "verified": true
-        },
+          "hwh": "early/finn-accel.hwh" | null, "estimated_fps": 170.2, "verified": true,
+          "accelerator": "merged", "input_index": 0, "output_index": 0   # merged design: the files above are
+        },                                                               # the merged accelerator's
         "later": {"runs_on": "fabric", "per": "collage", "input": {...}, "output": {... "layout": "NC" ...},
                   ...,  # when "runs_on" is "arm": "onnx": "later/later.qonnx.onnx", "onnx_format": "qonnx"}
       },
@@ -43,9 +51,10 @@ Layout::
 
 Streams are integers of a FINN datatype in the given layout (the driver packs ``folded_shape`` into
 ``packed_shape`` bytes). The early-net runs once per frame; the later-net once per window of the last
-``frames`` early-net outputs laid out by ``collage``. Each accelerator is its own FINN build with its own
-bitfile: an FPGA holds one bitstream at a time, so with both on the fabric they must be merged into one
-design (see README "Both parts on the fabric") or the later-net runs on the ARM cores.
+``frames`` early-net outputs laid out by ``collage``. An FPGA holds one bitstream at a time, so with both
+on the fabric they are one design (``--part both``): one bitfile, one driver whose input/output ``i`` is
+the part with ``input_index``/``output_index`` ``i``; the two pipelines are independent (each call feeds
+one input and reads its own output). Otherwise the later-net runs on the ARM cores.
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ from vidconv_edge.errors import UserError
 FORMAT, VERSION = "vidconv-edge-deploy", 1
 MANIFEST, README = "manifest.json", "README.md"
 BITFILE, HWH, XCLBIN, SETTINGS = "finn-accel.bit", "finn-accel.hwh", "finn-accel.xclbin", "settings.json"
+MERGED = "merged"  # the bundle folder (and build folder) of the one design holding both parts
 STREAM_WHAT = {
     ("early", "input"): "RGB pixels 0..255 of one frame",
     ("early", "output"): "early-net features of that frame",
@@ -93,6 +103,25 @@ def _finn_outputs(part_dir: Path, shell_flow: str) -> dict[str, Path | None]:
     return {k: p if p.is_file() else None for k, p in found.items()}
 
 
+def _accelerator_files(acc_dir: Path, rel_dir: str, shell: str, report: dict, missing: list, files: dict) -> dict:
+    """Bundle paths of one accelerator's driver settings and bitfile(s) (None where not built; each missing
+    file listed once in ``missing``), adding what exists to ``files``."""
+    finn = _finn_outputs(acc_dir, shell)
+    entry: dict = {"hwh": None}
+    settings = finn["settings"] or (acc_dir / "driver_settings.json")
+    wanted = [("driver_settings", f"{rel_dir}/{SETTINGS}", settings if settings.is_file() else None,
+               "the build stopped before the folding")]  # fmt: skip
+    why = report.get("stopped") or f"the build stopped at --until {report.get('until')}"
+    wanted += [(key, f"{rel_dir}/{fname}", finn[key], why) for key, fname in _bitstreams(shell).items()]
+    for key, rel, source, why_missing in wanted:
+        entry[key] = rel if source is not None else None
+        if source is not None:
+            files[rel] = source
+        elif not any(m["file"] == rel for m in missing):
+            missing.append({"file": rel, "why": why_missing})
+    return entry
+
+
 def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path]]:
     """The manifest, and the files to copy into the bundle (bundle-relative path -> source path)."""
     placement = report.get("placement", {})
@@ -113,6 +142,11 @@ def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path
         "missing": [],
     }  # fmt: skip
     files: dict[str, Path] = {}
+    merged = report.get("design") == "merged"
+    shell = report["board_info"]["shell_flow"]
+    if merged:
+        manifest["accelerators"] = {MERGED: {"parts": list(report["parts"]), "inputs": list(report["parts"]),
+                                             "outputs": list(report["parts"])}}  # fmt: skip
     for name, part in report["parts"].items():
         fmt = src.part_formats.get(name, {})
         runs_on = manifest["placement"]["later" if name == "later" else "early"]
@@ -122,33 +156,27 @@ def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path
             "output": _stream(part, "output", name, fmt.get("output", {})),
             "estimated_fps": part.get("estimated_fps"), "verified": part.get("verified"),
         }  # fmt: skip
-        part_dir = out_dir / name
-        shell = report["board_info"]["shell_flow"]
-        finn = _finn_outputs(part_dir, shell)
         if entry["runs_on"] == "arm":
             rel = f"{name}/{name}.qonnx.onnx"
             files[rel] = src.parts[name].qonnx
             entry.update(onnx=rel, onnx_format="qonnx", bitfile=None, hwh=None, driver_settings=None)
+        elif merged and manifest["placement"]["later"] == "arm":
+            # the merged design holds both pipelines and does not fit: the early-net needs its own build
+            entry.update(bitfile=None, hwh=None, driver_settings=None)
+            why = "the merged design does not fit; the early-net alone does: rebuild with --part early"
+            manifest["missing"].append({"file": f"{name}/{BITFILE}", "why": why})
         else:
-            settings = finn["settings"] or (part_dir / "driver_settings.json")
-            if settings.is_file():
-                files[f"{name}/{SETTINGS}"] = settings
-                entry["driver_settings"] = f"{name}/{SETTINGS}"
-            else:
-                entry["driver_settings"] = None
-                why = "the build stopped before the folding"
-                manifest["missing"].append({"file": f"{name}/{SETTINGS}", "why": why})
-            entry["hwh"] = None
-            for key, fname in _bitstreams(shell).items():
-                rel = f"{name}/{fname}"
-                if finn[key] is not None:
-                    files[rel] = finn[key]
-                    entry[key] = rel
-                else:
-                    entry[key] = None
-                    why = report.get("stopped") or f"the build stopped at --until {report.get('until')}"
-                    manifest["missing"].append({"file": rel, "why": why})
+            acc = MERGED if merged else name
+            if merged:
+                entry.update(accelerator=acc, input_index=part.get("input_index"), output_index=part.get("output_index"))
+            entry.update(_accelerator_files(out_dir / acc, acc, shell, report, manifest["missing"], files))
         manifest["parts"][name] = entry
+    if merged and MERGED in manifest["accelerators"]:
+        any_fabric = next((p for p in manifest["parts"].values() if p.get("accelerator") == MERGED), None)
+        if any_fabric is None:
+            del manifest["accelerators"]
+        else:
+            manifest["accelerators"][MERGED].update({k: any_fabric[k] for k in ("bitfile", "hwh", "driver_settings")})
     if "early" in manifest["parts"]:
         out = manifest["parts"]["early"]["output"]["shape"]
         if out and len(out) == 4:
@@ -158,6 +186,12 @@ def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path
                 "order": "frame i of the window (oldest first) at tile row i // w, column i % w",
             }  # fmt: skip
     return manifest, files
+
+
+def _accelerator_dirs(manifest: dict) -> list[str]:
+    if "accelerators" in manifest:
+        return list(manifest["accelerators"])
+    return [n for n, p in manifest["parts"].items() if p["runs_on"] == "fabric"]
 
 
 def readme(manifest: dict) -> str:
@@ -193,8 +227,9 @@ def readme(manifest: dict) -> str:
         "2. In the board's PYNQ environment (`sudo -i; source /etc/profile.d/pynq_venv.sh`): `pip install "
         "finn-plus-driver rich tqdm` and `pip install --no-deps ~/vidconv/src` (the board side needs no torch; "
         "finn-plus-driver wants numpy<2, which the image has).",
-        "3. Check each accelerator alone: `finn-plus-driver -b early/finn-accel.bit -s early/settings.json "
-        "-f throughput_test` (the same for `later/`).",
+        "3. Check the accelerator(s): "
+        + "; ".join(f"`finn-plus-driver -b {d}/finn-accel.bit -s {d}/settings.json -f throughput_test`"
+                    for d in _accelerator_dirs(manifest)) + ".",  # fmt: skip
         "4. Stream: `vidconv-edge stream ~/vidconv/deploy --source frames/ --jsonl out.jsonl` (backend `pynq`, "
         "from `manifest.json`; or `examples/board_stream_demo.py --deploy deploy/`): raw uint8 RGB frames "
         f"resized/cropped to {manifest['size']}x{manifest['size']} go to the early-net, its integer outputs fill a "
@@ -202,11 +237,15 @@ def readme(manifest: dict) -> str:
         "",
         "## Both parts on the fabric",
         "",
-        "Each part is its own FINN build with its own bitfile, and an FPGA holds one bitstream at a time: "
-        "flashing the second replaces the first. Running both on the fabric needs them in one design (both "
-        "dataflow pipelines side by side with one DMA pair each, one bitfile, a two-input settings.json), "
-        "otherwise run the early-net on the fabric and the later-net on the ARM cores "
-        "(`--part early` builds, placement `arm`).",
+        *(
+            ["Both parts are ONE design (`merged/`): two independent dataflow pipelines in one bitstream, one "
+             "finn-plus-driver settings file with two input and two output DMAs (input/output 0 = early-net, "
+             "1 = later-net, `input_index`/`output_index` in `manifest.json`)."]
+            if "accelerators" in manifest else
+            ["An FPGA holds one bitstream at a time: flashing a second bitfile replaces the first. Both parts "
+             "on the fabric need one design holding both (`--part both`, the default); otherwise the early-net "
+             "runs on the fabric and the later-net on the ARM cores (`--part early` builds, placement `arm`)."]
+        ),  # fmt: skip
         "",
         "`manifest.json` holds the shapes, datatypes, folded/packed shapes and scales; its format is documented "
         "in `vidconv_edge/hw/deploy.py`.",

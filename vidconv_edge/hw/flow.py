@@ -1,7 +1,12 @@
 """``build_fpga``: QONNX -> FINN -> estimates, verified HW graph, HLS/RTL code; Vivado steps when installed.
 
-Each part (early-net per frame, later-net per collage) is its own accelerator, built in ``out_dir/<part>``
-by the step list :data:`STEPS` (FINN builder steps and ours, all ``step(model, cfg)``).
+Each part (early-net per frame, later-net per collage) is built in ``out_dir/<part>`` by the step list
+:data:`STEPS` (FINN builder steps and ours, all ``step(model, cfg)``). ``--part both`` makes them ONE design
+(an FPGA holds one bitstream at a time): each part runs :data:`STEPS` up to :data:`MERGE_AFTER` (its own
+streamlining, HW conversion, partition and python verification), then ``steps_merge.merge_pipelines`` puts
+both HW graphs in one model with two inputs and two outputs, and :data:`MERGED_STEPS` build it once in
+``out_dir/merged`` (one accelerator, one bitfile, a two-input/two-output driver). ``--part both-separate``
+builds the two accelerators separately (for comparison: two bitfiles that cannot be loaded together).
 """
 
 from __future__ import annotations
@@ -43,12 +48,28 @@ STEPS: list[tuple[str, str]] = [
     ("step_deployment_package", "finn"),
 ]
 STEP_NAMES = [name for name, _ in STEPS]
+MERGE_AFTER = "step_verify_hw_python"
+_AFTER_MERGE = STEPS[STEP_NAMES.index(MERGE_AFTER) + 1 :]
+_ESTIMATES = [n for n, _ in _AFTER_MERGE].index("step_generate_estimate_reports") + 1
+MERGED_STEPS: list[tuple[str, str]] = [
+    ("step_create_dataflow_partition", "finn"),  # FINN's own partition of the two-pipeline graph: one partition
+    ("step_verify_merged_python", "steps_merge"),
+    *_AFTER_MERGE[:_ESTIMATES],
+    ("step_check_pipelines", "steps_merge"),
+    *_AFTER_MERGE[_ESTIMATES:],
+]
+# every step name in flow order (for --until)
+ALL_STEP_NAMES = [
+    *STEP_NAMES[: STEP_NAMES.index(MERGE_AFTER) + 1], "step_verify_merged_python",
+    *[n for n, _ in _AFTER_MERGE[:_ESTIMATES]], "step_check_pipelines", *[n for n, _ in _AFTER_MERGE[_ESTIMATES:]],
+]  # fmt: skip
 # FINN's Vivado steps only produce what is listed here (they run only when the tools are installed)
 GENERATE_OUTPUTS = ["estimate_reports", "stitched_ip", "bitfile", "pynq_driver", "deployment_package"]
 # what each step leaves behind, for the "produced so far" message
 PRODUCTS = {
     "step_create_dataflow_partition": "dataflow partition",
     "step_verify_hw_python": "bit-exact python verification",
+    "step_verify_merged_python": "bit-exact python verification",
     "step_generate_estimate_reports": "estimate reports",
     "step_driver_settings": "finn-plus-driver settings",
     "step_hw_codegen": "HLS/RTL code",
@@ -59,16 +80,21 @@ def resolve_until(until: str | None) -> str:
     if until is None:
         return STEP_NAMES[-1]
     name = until if until.startswith("step_") else f"step_{until}"
-    if name not in STEP_NAMES:
-        raise UserError(f"unknown step '{until}' for --until: choose one of {', '.join(STEP_NAMES)}")
+    if name not in ALL_STEP_NAMES:
+        raise UserError(f"unknown step '{until}' for --until: choose one of {', '.join(ALL_STEP_NAMES)}")
     return name
+
+
+def merges(part: str, until: str) -> bool:
+    """True when ``part`` builds the merged design and ``until`` reaches past each part's own steps."""
+    return part == "both" and ALL_STEP_NAMES.index(until) > ALL_STEP_NAMES.index(MERGE_AFTER)
 
 
 def asked_for_missing_tools(until: str | None, stopped_at: str | None) -> bool:
     """True when ``--until`` named a step at or past the one that stopped for a missing tool (non-zero exit)."""
     if until is None or stopped_at is None:
         return False
-    return STEP_NAMES.index(resolve_until(until)) >= STEP_NAMES.index(stopped_at)
+    return ALL_STEP_NAMES.index(resolve_until(until)) >= ALL_STEP_NAMES.index(stopped_at)
 
 
 def _step_function(name: str, module: str):
@@ -83,12 +109,20 @@ def _step_function(name: str, module: str):
 
 def make_config(part_src, board, part_dir: Path, target_fps: float, clock_ns: float, samples: int, strict: bool,
                 used: dict):  # fmt: skip
-    """The ``HwBuildConfig`` of one part."""
+    """The ``HwBuildConfig`` of one part (``part_src`` None: the merged design, verified per part)."""
     import numpy as np
 
     from vidconv_edge.hw.config import HwBuildConfig
 
     part_dir.mkdir(parents=True, exist_ok=True)
+    if part_src is None:
+        return HwBuildConfig(
+            output_dir=str(part_dir), synth_clk_period_ns=float(clock_ns), target_fps=int(round(target_fps)),
+            fpga_part=board.part, board=board.finn_board, shell_flow_type=board.shell_flow,
+            generate_outputs=GENERATE_OUTPUTS, standalone_thresholds=True, save_intermediate_models=True,
+            part_name="merged", verify_samples=samples, strict_verify=strict, lut_capacity=board.lut,
+            bram_capacity=board.bram_18k, merged_parts=used,
+        )  # fmt: skip
     vin, vout = part_dir / "verify_input.npy", part_dir / "verify_expected_output.npy"
     np.save(vin, part_src.verify_in)
     np.save(vout, part_src.verify_out)
@@ -103,15 +137,12 @@ def make_config(part_src, board, part_dir: Path, target_fps: float, clock_ns: fl
     )  # fmt: skip
 
 
-def run_part(part_src, cfg, until: str, shell_flow: str, log) -> dict:
-    """Run the steps on one part up to ``until`` or the first step whose tools are missing."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    model = ModelWrapper(str(part_src.qonnx))
+def run_steps(model, steps: list[tuple[str, str]], cfg, until: str, shell_flow: str, log) -> tuple[object, dict]:
+    """Run ``steps`` on ``model`` up to ``until`` or the first step whose tools are missing."""
     inter = Path(cfg.output_dir) / "intermediate_models"
     inter.mkdir(parents=True, exist_ok=True)
     result: dict = {"steps": [], "produced": [], "stopped": None}
-    for i, (name, module) in enumerate(STEPS):
+    for i, (name, module) in enumerate(steps):
         if needs_tools(name):
             check = check_step(name, shell_flow)
             if not check.ok:
@@ -126,23 +157,74 @@ def run_part(part_src, cfg, until: str, shell_flow: str, log) -> dict:
         result["steps"].append({"step": name, "seconds": seconds})
         model.save(str(inter / f"{i:02d}_{name}.onnx"))
         if name in PRODUCTS:
-            result["produced"].append(f"{PRODUCTS[name]} ({cfg.part_name}-net)")
+            what = "merged design" if cfg.part_name == "merged" else f"{cfg.part_name}-net"
+            result["produced"].append(f"{PRODUCTS[name]} ({what})")
         if name == until:
             break
+    return model, result
+
+
+def run_part(part_src, cfg, until: str, shell_flow: str, log) -> tuple[object, dict]:
+    """Run :data:`STEPS` on one part up to ``until`` (or a missing tool); (last model, result)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    model, result = run_steps(ModelWrapper(str(part_src.qonnx)), STEPS, cfg, until, shell_flow, log)
     result["io"] = dict(cfg.io)
     if "verification" in result["io"]:
         result["io"]["verification"].update(part_src.reference)
     result["verified"] = bool(cfg.io.get("verification", {}).get("bit_exact", False))
+    return model, result
+
+
+def run_merged(models: dict, parts: dict, cfg, until: str, shell_flow: str, log) -> dict:
+    """Merge the parts' verified HW graphs into one two-pipeline model and run :data:`MERGED_STEPS` on it;
+    updates each part's report entry (verification on the merged graph, folded streams, its layers' estimates,
+    its input/output index); returns the merged design's result."""
+    from vidconv_edge.hw.report import read_part_reports, split_by_pipeline
+    from vidconv_edge.hw.steps_merge import merge_pipelines
+
+    log(f"[merged] merging the {' and '.join(models)} pipelines into one design")
+    model = merge_pipelines(models)
+    model.save(str(Path(cfg.output_dir) / "merged_hw_graph.onnx"))
+    _, result = run_steps(model, MERGED_STEPS, cfg, until, shell_flow, log)
+    io = cfg.io
+    result["io"] = {k: v for k, v in io.items() if k != "pipelines"}  # the layers are in each part's entry
+    result["verified"] = bool(io.get("verification", {}).get("bit_exact", False))
+    result["parts"] = list(models)
+    for i, name in enumerate(models):
+        part = parts[name]
+        merged_check = io.get("verification", {}).get("parts", {}).get(name)
+        if merged_check is not None:
+            part["io"]["verification"]["merged_design"] = merged_check
+            part["verified"] = part["verified"] and merged_check["bit_exact"]
+        for key in ("input", "output"):
+            if f"{key}s" in io:
+                part["io"][key].update(io[f"{key}s"][i])
+        part.update(accelerator="merged", input_index=i, output_index=i)
+    report_dir = Path(cfg.output_dir) / "report"
+    if "pipelines" in io and (report_dir / "estimate_network_performance.json").is_file():
+        whole = read_part_reports(report_dir)
+        result.update({k: whole[k] for k in ("total", "max_cycles", "bottleneck", "estimated_fps", "latency_ms")})
+        for name, split in split_by_pipeline(whole, io["pipelines"], cfg.synth_clk_period_ns).items():
+            parts[name].update(split)
+            parts[name]["layers_in"] = "merged"
     return result
 
 
 def deploy_bundle(report: dict, src, out: Path) -> dict:
-    """Write ``out/deploy`` when every part got its driver settings; what was written (or why not)."""
+    """Write ``out/deploy`` when every accelerator got its driver settings; what was written (or why not)."""
     from vidconv_edge.hw.deploy import load_deploy_manifest, write_deploy_bundle
 
-    short = [n for n, p in report["parts"].items() if not any(s["step"] == "step_driver_settings" for s in p["steps"])]
-    if short:
-        return {"written": False, "why": f"the {', '.join(short)}-net build stopped before step_driver_settings"}
+    def has_settings(result: dict) -> bool:
+        return any(s["step"] == "step_driver_settings" for s in result["steps"])
+
+    if report.get("design") == "merged":
+        if not has_settings(report.get("merged", {"steps": []})):
+            return {"written": False, "why": "the merged design's build stopped before step_driver_settings"}
+    else:
+        short = [n for n, p in report["parts"].items() if not has_settings(p)]
+        if short:
+            return {"written": False, "why": f"the {', '.join(short)}-net build stopped before step_driver_settings"}
     path = write_deploy_bundle(report, src, out)
     return {"written": True, "path": str(path), "missing": load_deploy_manifest(path)["missing"]}
 
@@ -168,7 +250,8 @@ def build_fpga(
 
     ``source``: a quantized checkpoint; a float one (None: the bundled vic_edge), quantized at ``precision``
     (default: the board's) on ``data`` (default: a generated synthetic set) with ``qat_epochs`` of QAT; or a
-    part's QONNX file.
+    part's QONNX file. ``part``: ``early``, ``later``, ``both`` (one design holding both pipelines, built in
+    ``out_dir/merged``) or ``both-separate`` (two accelerators).
 
     Raises ToolMissing after writing the report when ``until`` asked for a step whose Xilinx tool is absent,
     VerificationFailed when the HW graph is not bit-exact (``strict_verify=False``: reported as ``verified: false``),
@@ -181,6 +264,8 @@ def build_fpga(
     b = get_board(board)
     stop = resolve_until(until)
     parts_of(part)
+    if part != "both" and stop not in STEP_NAMES:
+        raise UserError(f"--until {until} is a step of the merged design: it needs --part both")
     fps = 30.0 if target_fps is None else float(target_fps)
     clock = b.clock_ns if clock_ns is None else float(clock_ns)
     if fps <= 0 or clock <= 0:
@@ -198,10 +283,13 @@ def build_fpga(
         "board_precision": b.precision, "weights": src.origin, "clock_ns": clock, "target_fps": fps,
         "until": stop, "quantization": src.quantization, "parts": {},
     }  # fmt: skip
+    merged = merges(part, stop)
+    report["design"] = "merged" if part == "both" else "separate"
     used = {"LUT": 0.0, "BRAM_18K": 0.0}
+    models = {}
     for name, part_src in src.parts.items():
         cfg = make_config(part_src, b, out / name, fps, clock, verify_samples, strict_verify, used)
-        result = run_part(part_src, cfg, stop, b.shell_flow, log)
+        models[name], result = run_part(part_src, cfg, MERGE_AFTER if merged else stop, b.shell_flow, log)
         report_dir = Path(cfg.output_dir) / "report"
         if (report_dir / "estimate_network_performance.json").is_file() and any(
             s["step"] == "step_generate_estimate_reports" for s in result["steps"]
@@ -209,13 +297,22 @@ def build_fpga(
             result.update(read_part_reports(report_dir))
             used = {k: used[k] + result["total"][k] for k in used}
         report["parts"][name] = result
+    if merged:
+        files = {
+            n: {"verify_input_npy": str(out / n / "verify_input.npy"),
+                "verify_expected_output_npy": str(out / n / "verify_expected_output.npy")}
+            for n in src.parts
+        }  # fmt: skip
+        cfg = make_config(None, b, out / "merged", fps, clock, verify_samples, strict_verify, files)
+        report["merged"] = run_merged(models, report["parts"], cfg, stop, b.shell_flow, log)
     parts = report["parts"]
-    report.update(combine(parts, b, src.bits))
-    report["verified"] = all(p["verified"] for p in parts.values())
+    builds = [*parts.values(), *([report["merged"]] if merged else [])]
+    report.update(combine(parts, b, src.bits, merged=part == "both"))
+    report["verified"] = all(p["verified"] for p in builds)
     pixels = src.img_size * src.img_size
     report["dataflow_limit_fps"] = round(1e9 / clock / pixels, 1)
-    report["produced"] = [x for p in parts.values() for x in p["produced"]]
-    stopped = [p for p in parts.values() if p["stopped"]]
+    report["produced"] = [x for p in builds for x in p["produced"]]
+    stopped = [p for p in builds if p["stopped"]]
     first = ToolCheck(stopped[0]["stopped_at"], tuple(stopped[0]["missing_tools"])) if stopped else None
     report["stopped"] = boundary_message(first, report["produced"]) if first else None
     report["flow_seconds"] = round(time.perf_counter() - t0, 1)

@@ -52,6 +52,22 @@ def read_part_reports(report_dir: str | os.PathLike) -> dict:
     }
 
 
+def split_by_pipeline(whole: dict, pipelines: dict, clock_ns: float) -> dict:
+    """Per-part layers, totals, cycles and rate of a merged design's estimates (``read_part_reports`` of it),
+    each part owning the layers of its pipeline (``pipelines``: part -> {"layers": [...]})."""
+    out = {}
+    for part, p in pipelines.items():
+        names = set(p["layers"])
+        layers = [layer for layer in whole["layers"] if layer["layer"] in names]
+        slowest = max(layers, key=lambda layer: layer["cycles"])
+        out[part] = {
+            "layers": layers, "total": {k: sum(layer[k] for layer in layers) for k in ESTIMATED},
+            "max_cycles": slowest["cycles"], "bottleneck": slowest["layer"],
+            "estimated_fps": 1e9 / (clock_ns * slowest["cycles"]),
+        }  # fmt: skip
+    return out
+
+
 def _num(v) -> float:
     return round(float(v), 2)
 
@@ -91,8 +107,9 @@ def suggestions(total: dict, board: Board, bits: str, early_fits_alone: bool) ->
     return tips
 
 
-def combine(parts: dict[str, dict], board: Board, bits: str) -> dict:
-    """The whole-build figures from the per-part reports (parts that reached the estimates)."""
+def combine(parts: dict[str, dict], board: Board, bits: str, merged: bool = False) -> dict:
+    """The whole-build figures from the per-part reports (parts that reached the estimates); ``merged``: the
+    parts are the two pipelines of one design (one bitstream) rather than two separate builds."""
     estimated = {p: r for p, r in parts.items() if "total" in r}
     total = {k: round(sum(r["total"][k] for r in estimated.values()), 1) for k in ESTIMATED}
     out = {"total": total, "capacity": board.capacity, **fit_check(total, board)}
@@ -112,10 +129,16 @@ def combine(parts: dict[str, dict], board: Board, bits: str) -> dict:
             f"streaming runs the early-net once per frame ({e:.1f} frames/s) and the later-net once per collage "
             f"({l:.1f} collages/s): pipeline {min(e, l):.1f} fps. "
         )
-        if placement == "fabric":
+        if placement == "fabric" and merged:
             why += (
                 "Both fit on the fabric together, so both run there (the ARM cores only decode and lay out the "
-                "collage); they are separate FINN builds, so on the board they need one merged bitstream."
+                "collage), as one design: two independent dataflow pipelines in one FINN build, one bitstream, "
+                "one driver with two input and two output DMAs."
+            )
+        elif placement == "fabric":
+            why += (
+                "Both fit on the fabric together, but these are two separate FINN builds (--part both-separate): "
+                "an FPGA holds one bitstream at a time, so build with --part both for one design holding both."
             )
         elif placement == "arm":
             out["estimated_fps"] = round(e, 2)
@@ -123,6 +146,8 @@ def combine(parts: dict[str, dict], board: Board, bits: str) -> dict:
                 "Both together do not fit, the early-net alone does: the later-net runs on the ARM cores; "
                 "estimated_fps is the early-net's, the ARM later-net rate is not estimated here."
             )
+            if merged:
+                why += " Rebuild with --part early for the early-net's own bitfile."
         else:
             why += "Not even the early-net fits alone on this board."
         out["placement"] = {"early_net": "fabric" if early_alone or out["fits"] else "none", "later_net": placement,
@@ -170,6 +195,8 @@ def print_report(report: dict, console=None) -> None:
             console.print(f"  try: {tip}")
         if "placement" in report:
             console.print(f"  placement: {report['placement']['why']}")
+        if report.get("design") == "merged":
+            console.print("  design: both parts in one FINN build (two pipelines, one bitstream): build folder merged/")
     q = report.get("quantization")
     if q:
         after = f"PTQ {q['ptq_top1']:.3f}" + (f", QAT {q['qat_top1']:.3f}" if "qat_top1" in q else "")

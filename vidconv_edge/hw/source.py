@@ -66,10 +66,11 @@ class BuildSource:
 
 
 def parts_of(part: str) -> tuple[str, ...]:
-    if part == "both":
+    """The parts ``--part`` builds: ``both`` (one merged design) and ``both-separate`` (two) build both."""
+    if part in ("both", "both-separate"):
         return PARTS
     if part not in PARTS:
-        raise UserError(f"unknown part '{part}': choose early, later or both")
+        raise UserError(f"unknown part '{part}': choose early, later, both or both-separate")
     return (part,)
 
 

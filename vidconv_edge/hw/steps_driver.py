@@ -3,7 +3,8 @@
 FINN's ``step_make_driver`` writes it only after the bitfile (Vivado). Its content is known once the
 graph is folded: the stream datatypes, normal / folded / packed shapes (``get_driver_shapes``'s format),
 the DMA platform and clock. This step writes ``<output_dir>/driver_settings.json`` in that format (the
-IODMA instances named ``idma0`` / ``odma0`` as FINN's shells name them) and the stream shapes to
+IODMA instances named as FINN's Zynq shell names them, see :func:`dma_names`; one entry per graph input /
+output, so a merged two-pipeline design gets a two-input, two-output settings file) and the stream shapes to
 ``cfg.io``; a Vivado build's own ``driver/settings.json`` replaces it in the deploy bundle.
 """
 
@@ -25,30 +26,44 @@ SETTINGS = "driver_settings.json"
 DRIVER_TYPE = "FINNDMAOverlay"
 
 
+def _stream(model: ModelWrapper, tensor: str, folded) -> dict:
+    dt = model.get_tensor_datatype(tensor)
+    packed = finnpy_to_packed_bytearray(gen_finn_dt_tensor(dt, tuple(folded)), dt).shape
+    return {"datatype": dt.name, "shape": list(model.get_tensor_shape(tensor)),
+            "folded_shape": [int(v) for v in folded], "packed_shape": [int(v) for v in packed]}  # fmt: skip
+
+
 def stream_shapes(model: ModelWrapper) -> dict:
-    """Datatype, normal, folded and packed shape of the graph's input and output streams."""
-    first, last = getCustomOp(model.graph.node[0]), getCustomOp(model.graph.node[-1])
-    out = {}
-    for key, tensor, folded in (
-        ("input", model.graph.input[0].name, first.get_folded_input_shape()),
-        ("output", model.graph.output[0].name, last.get_folded_output_shape()),
-    ):
-        dt = model.get_tensor_datatype(tensor)
-        packed = finnpy_to_packed_bytearray(gen_finn_dt_tensor(dt, tuple(folded)), dt).shape
-        out[key] = {"datatype": dt.name, "shape": list(model.get_tensor_shape(tensor)),
-                    "folded_shape": [int(v) for v in folded], "packed_shape": [int(v) for v in packed]}  # fmt: skip
-    return out
+    """Datatype, normal, folded and packed shape of every graph input and output stream, in graph order:
+    ``{"inputs": [...], "outputs": [...]}``."""
+    inputs = [_stream(model, t.name, getCustomOp(model.find_consumer(t.name)).get_folded_input_shape())
+              for t in model.graph.input]  # fmt: skip
+    outputs = [_stream(model, t.name, getCustomOp(model.find_producer(t.name)).get_folded_output_shape())
+               for t in model.graph.output]  # fmt: skip
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def dma_names(n_inputs: int, n_outputs: int) -> tuple[list[str], list[str]]:
+    """The IODMA instance names of graph input / output ``i``, as FINN's Zynq flow names them: ``InsertIODMA``
+    inserts each input's DMA at the front of the graph (so the last input's DMA comes first and is ``idma0``)
+    and appends the outputs' DMAs in order; ``MakeZYNQProject`` numbers them in graph order."""
+    return [f"idma{n_inputs - 1 - i}" for i in range(n_inputs)], [f"odma{i}" for i in range(n_outputs)]
 
 
 def driver_settings(shapes: dict, platform: str, clock_ns: float) -> dict:
-    """``settings.json`` as FINN's ``MakePYNQDriver`` writes it for a one-input, one-output DMA accelerator."""
-    i, o = shapes["input"], shapes["output"]
+    """``settings.json`` as FINN's ``MakePYNQDriver`` writes it for a DMA accelerator with any number of
+    input and output streams (``shapes`` from :func:`stream_shapes`)."""
+    ins, outs = shapes["inputs"], shapes["outputs"]
+    idma, odma = dma_names(len(ins), len(outs))
     io_shape_dict = {
-        "idt": [f"DataType['{i['datatype']}']"], "idma_names": ["idma0"], "ishape_normal": [i["shape"]],
-        "ishape_folded": [i["folded_shape"]], "ishape_packed": [i["packed_shape"]],
-        "odt": [f"DataType['{o['datatype']}']"], "odma_names": ["odma0"], "oshape_normal": [o["shape"]],
-        "oshape_folded": [o["folded_shape"]], "oshape_packed": [o["packed_shape"]],
-        "num_inputs": 1, "num_outputs": 1, "number_of_external_weights": 0, "external_weights_input_shapes": {},
+        "idt": [f"DataType['{i['datatype']}']" for i in ins], "idma_names": idma,
+        "ishape_normal": [i["shape"] for i in ins], "ishape_folded": [i["folded_shape"] for i in ins],
+        "ishape_packed": [i["packed_shape"] for i in ins],
+        "odt": [f"DataType['{o['datatype']}']" for o in outs], "odma_names": odma,
+        "oshape_normal": [o["shape"] for o in outs], "oshape_folded": [o["folded_shape"] for o in outs],
+        "oshape_packed": [o["packed_shape"] for o in outs],
+        "num_inputs": len(ins), "num_outputs": len(outs), "number_of_external_weights": 0,
+        "external_weights_input_shapes": {},
     }  # fmt: skip
     info = {
         "driver_type": DRIVER_TYPE, "io_shape_dict": io_shape_dict, "external_weights": False,
@@ -58,10 +73,14 @@ def driver_settings(shapes: dict, platform: str, clock_ns: float) -> dict:
 
 
 def step_driver_settings(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
-    """Write ``driver_settings.json`` and record the folded stream shapes in ``cfg.io``."""
+    """Write ``driver_settings.json`` and record the folded stream shapes in ``cfg.io`` (``input``/``output``
+    for a one-stream accelerator, ``inputs``/``outputs`` lists for a merged design)."""
     shapes = stream_shapes(model)
-    for key in ("input", "output"):
-        cfg.io.setdefault(key, {}).update(shapes[key])
+    if len(shapes["inputs"]) == 1 and len(shapes["outputs"]) == 1:
+        for key in ("input", "output"):
+            cfg.io.setdefault(key, {}).update(shapes[key + "s"][0])
+    else:
+        cfg.io.update(shapes)
     settings = driver_settings(shapes, cfg._resolve_driver_platform(), cfg.synth_clk_period_ns)
     with atomic_path(Path(cfg.output_dir) / SETTINGS) as tmp:
         tmp.write_text(json.dumps(settings, indent=2))

@@ -66,6 +66,8 @@ class PartSpec:
     bitfile: Path | None = None  # fabric
     driver_settings: Path | None = None  # fabric: finn-plus-driver settings.json
     onnx: Path | None = None  # arm: the part's QONNX model
+    input_index: int = 0  # fabric: the part's input / output stream of its accelerator (merged: 0 early, 1 later)
+    output_index: int = 0
 
 
 @dataclass
@@ -116,7 +118,8 @@ def load_manifest(path: str | os.PathLike) -> FpgaBundle:
             path_of = {k: p.parent / d[k] if d.get(k) else None for k in ("bitfile", "driver_settings", "onnx")}
             parts[name] = PartSpec(
                 name, StreamIO.from_dict(d["input"]), StreamIO.from_dict(d["output"]),
-                runs_on=str(d.get("runs_on", "fabric")), **path_of,
+                runs_on=str(d.get("runs_on", "fabric")), input_index=int(d.get("input_index") or 0),
+                output_index=int(d.get("output_index") or 0), **path_of,
             )  # fmt: skip
         missing = [f"{x['file']} ({x.get('why', '?')})" for x in m.get("missing") or []]
     except (KeyError, TypeError, ValueError) as e:

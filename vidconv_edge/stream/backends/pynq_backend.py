@@ -21,17 +21,23 @@ from vidconv_edge.stream.backends.integer import IntegerBackend, PackedAccelerat
 
 
 class DmaDevice:
-    """A finn-plus-driver overlay (``FINNDMAOverlay``) as a :class:`~vidconv_edge.stream.backends.integer.Device`."""
+    """One stream pair (input ``i``, output ``o``) of a finn-plus-driver overlay (``FINNDMAOverlay``) as a
+    :class:`~vidconv_edge.stream.backends.integer.Device`.
 
-    def __init__(self, overlay):
-        self.overlay = overlay
+    In the merged design (both parts in one bitstream) the overlay has two input and two output DMAs, and the
+    driver's ``execute_on_buffers`` starts all of them: a call for one part also runs the other pipeline on
+    whatever its input buffer holds (the two run concurrently, so a call costs the slower one's time), and
+    only output ``o`` is read."""
+
+    def __init__(self, overlay, input_index: int = 0, output_index: int = 0):
+        self.overlay, self.i, self.o = overlay, input_index, output_index
 
     def __call__(self, packed: np.ndarray) -> np.ndarray:
-        ov = self.overlay
-        ov.copy_input_data_to_device(packed.reshape(ov.ishape_packed()))  # same bytes, the driver's buffer shape
+        ov, i, o = self.overlay, self.i, self.o
+        ov.copy_input_data_to_device(packed.reshape(ov.ishape_packed(i)), i)  # same bytes, the driver's buffer
         ov.execute_on_buffers()
-        ov.copy_output_data_from_device(ov.obuf_packed[0])
-        return ov.obuf_packed[0]
+        ov.copy_output_data_from_device(ov.obuf_packed[o], o)
+        return ov.obuf_packed[o]
 
 
 class QonnxOnCpu:
@@ -95,11 +101,14 @@ def open_pynq(path: str | os.PathLike | None, open_device=None) -> IntegerBacken
                 "later-net on the ARM cores (build with --part early)"
             )
         flashed: set = set()
+        overlays: dict = {}  # driver settings -> overlay: the merged design's parts share one
 
         def open_device(part: PartSpec) -> DmaDevice:
-            overlay = open_overlay(part, download=part.bitfile not in flashed, missing=bundle.missing)
-            flashed.add(part.bitfile)
-            return DmaDevice(overlay)
+            if part.driver_settings not in overlays:
+                download = part.bitfile not in flashed
+                overlays[part.driver_settings] = open_overlay(part, download=download, missing=bundle.missing)
+                flashed.add(part.bitfile)
+            return DmaDevice(overlays[part.driver_settings], part.input_index, part.output_index)
 
     run = {
         name: QonnxOnCpu(part) if part.runs_on == "arm" else PackedAccelerator(part, open_device(part))
