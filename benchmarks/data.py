@@ -112,7 +112,7 @@ def print_table(res: dict) -> None:
             str(r["workers"]), f"{r['loader_clips_per_s']:.1f}", f"{r['loader_over_model']:.2f}x",
             f"{r['pipeline_clips_per_s']:.1f}", neck,
         )  # fmt: skip
-    Console().print(t)
+    Console(width=200).print(t)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -140,7 +140,7 @@ def main() -> None:
             f"{r['cached_ms_p50']:.2f}", f"{r['recompute_ms_p50']:.2f}", f"{r['speedup_measured']:.2f}x",
             f"{r['speedup_theory']:.2f}x", f"{r['ratio'] * 100:.0f}%",
         )  # fmt: skip
-    Console().print(table)
+    Console(width=200).print(table)
     if args.json:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(rows, indent=2) + "\n")
