@@ -17,7 +17,7 @@ echo "[2/4] finn-plus 1.6.1 (no deps) and its checked requirements"
 pip_install --no-deps finn-plus==1.6.1
 pip_install -r requirements/finn-plus.txt
 echo "[3/4] vidconv-edge"
-extras="video,quant"
+extras="video,quant,fpga"
 [ "$DEV" = 1 ] && extras="$extras,dev"
 pip_install -e ".[$extras]"
 if [ "$DEV" = 1 ]; then
