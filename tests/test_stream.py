@@ -155,6 +155,26 @@ def test_recompute_reports_the_difference():
     assert engine.max_abs_diff == max(diffs) <= 1e-5
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_torch_backend_parts_equal_the_eager_model(name):
+    """The backend runs the model traced and frozen: each part still equals the eager model, the early-net
+    (traced on one frame) on any number of frames, and a clip of the wrong shape is still refused."""
+    model = lively(MODELS[name]())
+    backend = TorchBackend(model, CLASSES)
+    clip = torch.randn(1, 9, 3, 64, 64)
+    with torch.inference_mode():
+        feats = model.forward_early(clip[0, :4])
+        collage = model.collage(model.forward_early(clip[0]))
+        logits, ref = model.forward_later(collage), model(clip)
+    feats = feats.permute(0, 2, 3, 1).numpy()  # BN folded into the convs: float32 rounding of maps up to ~40
+    np.testing.assert_allclose(backend.early(clip[0, :4].numpy()), feats, atol=1e-6 * np.abs(feats).max())
+    collage = np.ascontiguousarray(collage.permute(0, 2, 3, 1).numpy())
+    np.testing.assert_allclose(backend.later(collage), logits.numpy(), atol=1e-5)
+    np.testing.assert_allclose(backend.full(clip.numpy()), ref.numpy(), atol=1e-5)
+    with pytest.raises(UserError, match="expected a clip of shape"):
+        backend.full(clip[:, :8].numpy())
+
+
 def test_engine_rejects_bad_settings():
     backend = TorchBackend(small_edge(), CLASSES)
     with pytest.raises(UserError, match="pad policy 'last'"):
@@ -348,3 +368,24 @@ def test_bundled_sample_video():
     assert path.stat().st_size < 500_000
     frames = decoded(path)
     assert len(frames) == 90 and frames[0].shape == (96, 96, 3)
+
+
+def test_quantized_checkpoint_streams_bit_exact(tmp_path):
+    """A Brevitas checkpoint runs in the torch backend (eagerly): streamed logits == the whole clip, exactly."""
+    from vidconv_edge.quant.calibrate import calibrate
+    from vidconv_edge.quant.model import quantize_model, save_quant_checkpoint
+
+    torch.manual_seed(0)
+    q = quantize_model(small_edge())
+    clips = torch.randint(0, 256, (4, 9, 3, 64, 64), dtype=torch.uint8).float()
+    calibrate(q, [clips[:2], clips[2:]], progress=False)
+    save_quant_checkpoint(tmp_path / "q.pt", q, CLASSES)
+    backend = TorchBackend.from_checkpoint(tmp_path / "q.pt")
+    assert backend.net is backend.model and backend.model.input_is_uint8
+    engine = StreamEngine(backend, recompute=True)
+    frames = torch.randint(0, 256, (11, 3, 64, 64), dtype=torch.uint8).float().numpy()
+    preds = [p for p in (engine.push(f, i, 0.0) for i, f in enumerate(frames)) if p]
+    assert len(preds) == 3 and engine.max_abs_diff == 0.0
+    with torch.no_grad():
+        whole = backend.model(torch.from_numpy(frames[-9:])[None])[0].numpy()
+    np.testing.assert_array_equal(preds[-1].logits, whole)
