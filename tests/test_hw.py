@@ -13,6 +13,7 @@ from vidconv_edge.cli import main
 from vidconv_edge.errors import UserError
 from vidconv_edge.hw import vivado
 from vidconv_edge.hw.boards import BOARDS, get_board
+from vidconv_edge.hw.flow import build_fpga
 from vidconv_edge.hw.report import combine, fit_check, read_part_reports
 
 # --------------------------------------------------------------------------------------------- boards
@@ -590,7 +591,6 @@ def test_build_fpga_quantizes_a_float_checkpoint_with_qat_and_reports_the_accura
 
     from vidconv_edge.checkpoint import save_checkpoint
     from vidconv_edge.data.synth import write_synthetic_dataset
-    from vidconv_edge.hw.flow import build_fpga
     from vidconv_edge.models import create_model
 
     names = ["move_left", "move_right"]
@@ -632,3 +632,15 @@ def test_build_fpga_on_sevnet_names_the_nodes_finn_cannot_stream(tmp_path, capsy
     assert "node 'Reshape_0' (Reshape) at position 0 of" in err and "[1, 8, 3, 32, 32] into [8, 3, 32, 32]" in err
     assert "13 other Reshape ('Reshape_1' at 28" in err and "5 Conv ('Conv_4' at 44" in err
     assert (tmp_path / "b" / "qonnx" / "full.onnx").is_file()
+
+
+@pytest.mark.slow
+def test_default_build_of_the_bundled_model_meets_the_acceptance(tmp_path):
+    """No model, pynq-z2: the bundled vic_edge quantized at W8A4, one merged design, fits at <= 80%, >= 30 fps,
+    both pipelines bit-exact against the QONNX reference on frames of the sample video."""
+    report = build_fpga(None, "pynq-z2", tmp_path / "b", log=lambda _m: None)
+    assert report["verified"] is True and report["fits"] is True and report["design"] == "merged"
+    assert all(u <= 0.80 for u in report["utilization"].values()), report["utilization"]
+    assert report["estimated_fps"] >= 30
+    assert report["quantization"]["quant_top1"] >= report["quantization"]["float_top1"] - 0.01
+    assert (tmp_path / "b" / "deploy" / "manifest.json").is_file()
