@@ -1,6 +1,6 @@
 """FPGA builds side by side: precision x widths x board -> LUT, BRAM, DSP, fps, accuracy, build time.
 
-Every row is one ``build_fpga`` run (early- and later-net, up to the estimate reports and the verified
+Every row is one ``build_fpga`` run (early- and later-net, the default flow: one merged design, estimates, verified
 python execution) of a float ``vic_edge`` quantized at that precision by the build itself (PTQ on the
 validation data, or ``--qat-epochs`` of QAT). Printed per row:
   * LUT / BRAM18 / DSP: FINN's estimate of both parts and the use of the board with the stated margin;
@@ -61,7 +61,7 @@ def run(args) -> list[dict]:
                     data = tmp / "data"  # the synthetic set the first build wrote, reused
                 t0 = time.perf_counter()
                 with contextlib.redirect_stdout(sys.stderr):  # FINN prints its progress: keep --json output clean
-                    r = build_fpga(ckpt, board, out, target_fps=args.target_fps, until="generate_estimate_reports",
+                    r = build_fpga(ckpt, board, out, target_fps=args.target_fps,  # the default flow: merged design
                                    strict_verify=False, data=data, qat_epochs=args.qat_epochs, precision=precision,
                                    log=lambda _m: None)  # fmt: skip
                 if data is None:

@@ -186,7 +186,9 @@ def run_merged(models: dict, parts: dict, cfg, until: str, shell_flow: str, log)
     log(f"[merged] merging the {' and '.join(models)} pipelines into one design")
     model = merge_pipelines(models)
     model.save(str(Path(cfg.output_dir) / "merged_hw_graph.onnx"))
-    _, result = run_steps(model, MERGED_STEPS, cfg, until, shell_flow, log)
+    # the per-pipeline split of the estimates (step_check_pipelines) belongs to the estimates
+    stop = "step_check_pipelines" if until == "step_generate_estimate_reports" else until
+    _, result = run_steps(model, MERGED_STEPS, cfg, stop, shell_flow, log)
     io = cfg.io
     result["io"] = {k: v for k, v in io.items() if k != "pipelines"}  # the layers are in each part's entry
     result["verified"] = bool(io.get("verification", {}).get("bit_exact", False))
