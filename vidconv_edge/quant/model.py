@@ -99,15 +99,6 @@ def require_quant_checkpoint(ckpt: dict, path: str | os.PathLike | None = None) 
         )
 
 
-def float_model_from_checkpoint(ckpt: dict | str | os.PathLike) -> tuple[VideoClassifier, dict]:
-    """The float model of a float checkpoint; UserError for a quantized one."""
-    path = None if isinstance(ckpt, dict) else ckpt
-    if path is not None:
-        ckpt = load_checkpoint(path)
-    require_float_checkpoint(ckpt, path)
-    return model_from_checkpoint(ckpt)
-
-
 def quant_model_from_checkpoint(ckpt: dict | str | os.PathLike) -> tuple[VideoClassifier, dict]:
     """The quantized model of a quantized checkpoint (eval mode); UserError for a float one."""
     path = None if isinstance(ckpt, dict) else ckpt
