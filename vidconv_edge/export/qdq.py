@@ -4,8 +4,8 @@
   (QuantizeLinear/DequantizeLinear with the model's own scales), initializers taken out of the graph
   inputs so ORT constant-folds, then the exact rewrites of ``export.qdq_ort`` (uint8 activations, the
   tile conv's output quantized, Flatten before DQ) so ORT fuses every DQ -> Conv/Gemm -> Q into
-  QLinearConv/QGemm. Same numbers as Brevitas (as written; ORT's fused kernels round requantization
-  in integer arithmetic: a few output steps).
+  QLinearConv/QGemm. Same numbers as Brevitas, as written and in ORT's int8 kernels (within one output
+  step): the Brevitas layers' biases are int32 on the accumulator grid, as ORT quantizes them.
 - A float model (the full ``vic_tiny``, ``sevnet_g8``, ...): the float ONNX export, then ORT
   ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations) calibrated on ``calib``:
   every Conv/MatMul/Gemm is int8; LayerNorm/GELU stay float.
@@ -141,8 +141,8 @@ def ort_session(
 def run_ort(path: str | os.PathLike, x: np.ndarray, optimize: bool = True) -> np.ndarray:
     """Run an ONNX file (batch 1) on each item of ``x`` with ORT on CPU; first output, stacked.
 
-    With ``optimize`` ORT fuses DQ -> op -> Q into int8 kernels (QLinearConv, ...), whose integer
-    requantization rounds differently from the float QDQ semantics: expect a few output steps of difference.
+    With ``optimize`` ORT fuses DQ -> op -> Q into int8 kernels (QLinearConv, ...), which quantize a float bias
+    to int32 (exact for a Brevitas export: its biases are int32 already); float rounding aside, the same numbers.
     """
     sess = ort_session(path, optimize=optimize)
     name = sess.get_inputs()[0].name

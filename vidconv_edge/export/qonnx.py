@@ -1,7 +1,8 @@
 """QONNX export of a Brevitas model (for FINN), and its check against the Brevitas model.
 
 ``export_qonnx(qmodel, path, part)``: Brevitas ``export_qonnx`` (TorchScript exporter, static batch 1),
-qonnx ``cleanup_model`` (shape/datatype inference, constant folding, unique names), the plain-2D check,
+the int32 bias Quant nodes folded into their float values (:class:`FoldBiasQuant`), qonnx ``cleanup_model``
+(shape/datatype inference, constant folding, unique names), the plain-2D check,
 vidconv-edge metadata (``format: qonnx``, bit widths, ``input_is_uint8``, and ``input_quant`` /
 ``output_quant``: the integer format of the part's input and output, see :func:`part_io_quant`).
 For FINN use the ``early`` and ``later`` parts: the ``full`` part has a 5D clip input, which FINN's
@@ -12,11 +13,15 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
+
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.export.checks import check_plain_2d
@@ -36,9 +41,55 @@ def require_quant_model(model: torch.nn.Module, what: str) -> None:
         )
 
 
+class FoldBiasQuant(Transformation):
+    """Every ``Quant`` of a constant bias (Conv/Gemm input 2: the layers' int32 biases) -> its float value, an
+    exact constant fold: FINN absorbs float biases into thresholds (and its bias extraction does not take a
+    Quant with a scalar zero point)."""
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        from qonnx.core.datatype import DataType
+        from qonnx.custom_op.general.quant import quant
+        from qonnx.util.basic import get_by_name
+
+        for node in [n for n in model.graph.node if n.op_type == "Quant"]:
+            consumers = model.find_consumers(node.output[0])
+            params = [model.get_initializer(i) for i in node.input]
+            if not consumers or any(p is None for p in params):
+                continue
+            if not all(c.op_type in ("Conv", "Gemm") and list(c.input).index(node.output[0]) == 2 for c in consumers):
+                continue
+            attr = {a: get_by_name(node.attribute, a).i for a in ("signed", "narrow")}
+            mode = get_by_name(node.attribute, "rounding_mode")
+            folded = quant(*params, attr["signed"], attr["narrow"], mode.s.decode() if mode else "ROUND")
+            model.set_tensor_datatype(node.output[0], DataType["FLOAT32"])  # a float bias: no integer annotation
+            model.set_initializer(node.output[0], folded.astype(np.float32))
+            model.graph.node.remove(node)
+            return model, True
+        return model, False
+
+
+@contextmanager
+def _bias_scales_cached(qmodel: torch.nn.Module):
+    """Brevitas' QONNX exporter reads each int32 bias's scale (input scale x weight scale) from a cache filled
+    by an inference pass: one pass of the whole model (every layer of any part) on a black clip, caching on
+    (switched off again afterwards)."""
+    from brevitas.proxy.parameter_quant import BiasQuantProxyFromInjectorBase
+
+    proxies = [m for m in qmodel.modules() if isinstance(m, BiasQuantProxyFromInjectorBase)]
+    for proxy in proxies:
+        proxy.cache_inference_quant_bias = True
+    try:
+        spec = qmodel.input_spec
+        qmodel(torch.zeros(1, spec.frames, 3, spec.size, spec.size))
+        yield
+    finally:
+        for proxy in proxies:
+            proxy.cache_inference_quant_bias = False
+
+
 def _brevitas_export(exporter, qmodel: torch.nn.Module, path: Path, part: str) -> None:
     module, example, in_names, out_names = part_module(qmodel.eval(), part)
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _bias_scales_cached(qmodel):
         warnings.simplefilter("ignore")
         exporter(module, args=example, export_path=str(path), dynamo=False, input_names=in_names, output_names=out_names)
 
@@ -52,13 +103,13 @@ def export_qonnx(
 ) -> GraphSummary:
     """Export ``part`` (full | early | later) of a Brevitas model to a cleaned-up QONNX file at ``path``."""
     from brevitas.export import export_qonnx as brevitas_export_qonnx
-    from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
     require_quant_model(qmodel, "QONNX export")
     with atomic_path(path) as tmp:
         _brevitas_export(brevitas_export_qonnx, qmodel, tmp, part)
-        proto = cleanup_model(ModelWrapper(str(tmp))).model
+        model = ModelWrapper(str(tmp)).transform(FoldBiasQuant(), cleanup=False)
+        proto = cleanup_model(model).model
         check_plain_2d(proto)
         meta = export_metadata(
             qmodel, part, class_names, recipe, format=FORMAT, quant=quant_metadata(qmodel), input_is_uint8=True,

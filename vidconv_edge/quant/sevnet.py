@@ -21,6 +21,7 @@ from vidconv_edge.models.sevnet import SEVNet, SEVNetConfig
 from vidconv_edge.quant.bits import PartBits, QuantBits
 from vidconv_edge.quant.layers import (
     OUTPUT_BITS,
+    AccBatchNorm2d,
     fold_normalisation,
     load_mapped,
     pixel_input_spec,
@@ -29,17 +30,19 @@ from vidconv_edge.quant.layers import (
     qconv,
     qlinear,
     qrelu,
+    value,
 )
 
 
 class QConvBNReLU(nn.Sequential):
-    """Quantized conv (input already quantized) + BN + ReLU; ``quant_out`` False leaves the ReLU float."""
+    """Quantized conv (input already quantized, a ``QuantTensor``) + BN + ReLU; ``quant_out`` False leaves the
+    ReLU float, else it returns a ``QuantTensor``."""
 
     def __init__(self, cin: int, cout: int, kernel, bits: PartBits, quant_out: bool = True, bias: bool = False, **kw):
         super().__init__(
-            qconv(cin, cout, kernel, bits.weight, bias=bias, **kw),
-            nn.BatchNorm2d(cout),
-            qrelu(bits.act) if quant_out else nn.ReLU(),
+            qconv(cin, cout, kernel, bits.weight, bias=bias, return_quant_tensor=True, **kw),
+            AccBatchNorm2d(cout),
+            qrelu(bits.act, quant_tensor=True) if quant_out else nn.ReLU(),
         )
 
 
@@ -49,8 +52,8 @@ class QTemporalConv(nn.Module):
     def __init__(self, cin: int, cout: int, frames: int, bits: PartBits):
         super().__init__()
         self.frames = frames
-        self.conv = qconv(cin, cout, (3, 1), bits.weight, padding=(1, 0), bias=False)
-        self.bn = nn.BatchNorm2d(cout)
+        self.conv = qconv(cin, cout, (3, 1), bits.weight, padding=(1, 0), bias=False, return_quant_tensor=True)
+        self.bn = AccBatchNorm2d(cout)
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,14 +73,14 @@ class QSEVModule(nn.Module):
         self.pointwise = QConvBNReLU(channels, channels, 1, bits)
         self.spatial = QConvBNReLU(channels, channels, 3, bits, stride=stride, padding=1, groups=channels // g)
         self.temporal = QTemporalConv(channels, channels, cfg.frames, bits)
-        self.add_quant = qact(bits.act, signed=False)
+        self.add_quant = qact(bits.act, signed=False, quant_tensor=True)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.temporal(self.spatial(self.pointwise(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.add_quant(x)
-        return x + self.add_quant(self.branch(x))
+        return value(x) + value(self.add_quant(self.branch(x)))
 
 
 class QShortcut(nn.Module):
@@ -86,7 +89,7 @@ class QShortcut(nn.Module):
     def __init__(self, channels: int, bits: PartBits):
         super().__init__()
         self.add_module("0", nn.AvgPool2d(3, stride=2, padding=1))
-        self.pool_quant = qact(bits.act, signed=False)
+        self.pool_quant = qact(bits.act, signed=False, quant_tensor=True)
         self.add_module("1", QConvBNReLU(channels, channels, 1, bits, quant_out=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +141,7 @@ class QuantSEVNet(VideoClassifier):
             stages.append(nn.Sequential(*mods))
         self.stages = nn.ModuleList(stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head_quant = qact(later.act, signed=False)
+        self.head_quant = qact(later.act, signed=False, quant_tensor=True)
         self.drop = nn.Dropout(cfg.drop_rate)
         self.fc = qlinear(width, cfg.num_classes, later.weight)
         self.out_quant = qact(OUTPUT_BITS)

@@ -1,8 +1,8 @@
 """Checks of the exported quantized files against the Brevitas model, and top-1 agreement.
 
 - QONNX run by qonnx's executor vs Brevitas: same argmax, max |diff| within one output step.
-- QDQ run by ONNX Runtime vs Brevitas: as written (no graph optimisation: the QDQ semantics) within one
-  output step; with ORT's int8 kernels (QLinearConv, ...) same argmax, a few steps of requantization rounding.
+- QDQ run by ONNX Runtime vs Brevitas: as written (no graph optimisation: the QDQ semantics) and with ORT's
+  int8 kernels (QLinearConv, ...), each within one output step.
 - float model vs QONNX vs QDQ: top-1 agreement in % over the given clips.
 """
 

@@ -19,6 +19,7 @@ from vidconv_edge.models.vidconv import VidConv, VidConvConfig
 from vidconv_edge.quant.bits import PartBits, QuantBits
 from vidconv_edge.quant.layers import (
     OUTPUT_BITS,
+    AccBatchNorm2d,
     fold_normalisation,
     load_mapped,
     pixel_input_spec,
@@ -27,6 +28,7 @@ from vidconv_edge.quant.layers import (
     qconv,
     qlinear,
     qrelu,
+    value,
 )
 from vidconv_edge.quant.quantizers import OnesWeightQuant
 from brevitas.nn import QuantConv2d
@@ -64,9 +66,9 @@ class QTemporal(nn.Module):
 class QMlp(nn.Module):
     def __init__(self, dim: int, hidden: int, bits: PartBits):
         super().__init__()
-        self.in_quant = qact(bits.act)
+        self.in_quant = qact(bits.act, quant_tensor=True)
         self.fc1 = qconv(dim, hidden, 1, bits.weight)
-        self.act = qrelu(bits.act)
+        self.act = qrelu(bits.act, quant_tensor=True)
         self.fc2 = qconv(hidden, dim, 1, bits.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,11 +80,11 @@ class QBlock(nn.Module):
 
     def __init__(self, dim: int, cfg: VidConvConfig, tile: tuple[int, int] | None, bits: PartBits):
         super().__init__()
-        self.add_quant = qact(bits.act)
-        self.conv_dw = qconv(dim, dim, 7, bits.weight, padding=3, groups=dim)
+        self.add_quant = qact(bits.act, quant_tensor=True)
+        self.conv_dw = qconv(dim, dim, 7, bits.weight, padding=3, groups=dim, return_quant_tensor=True)
         self.temporal = QTemporal(dim, tuple(cfg.layout), tile, bits) if tile is not None else None
         self.mix_quant = qact(bits.act) if tile is not None else None
-        self.norm = nn.BatchNorm2d(dim)
+        self.norm = AccBatchNorm2d(dim)
         self.mlp = QMlp(dim, cfg.mlp_ratio * dim, bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,7 +93,7 @@ class QBlock(nn.Module):
         if self.temporal is not None:
             y = self.mix_quant(y) + self.temporal(x, self.mix_quant)
         y = self.mlp(self.norm(y))
-        return x + self.add_quant(y)
+        return value(x) + value(self.add_quant(y))
 
 
 class QDownsample(nn.Module):
@@ -100,7 +102,7 @@ class QDownsample(nn.Module):
     def __init__(self, cin: int, cout: int, bits: PartBits):
         super().__init__()
         self.add_module("0", nn.BatchNorm2d(cin))
-        self.in_quant = qact(bits.act)
+        self.in_quant = qact(bits.act, quant_tensor=True)
         self.add_module("1", qconv(cin, cout, 2, bits.weight, stride=2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -127,7 +129,7 @@ class QHead(nn.Module):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.norm = nn.BatchNorm2d(dim)
-        self.in_quant = qact(bits.act)
+        self.in_quant = qact(bits.act, quant_tensor=True)
         self.drop = nn.Dropout(drop_rate)
         self.fc = qlinear(dim, num_classes, bits.weight)
         self.out_quant = qact(OUTPUT_BITS)
@@ -160,7 +162,9 @@ class QuantVidConv(VideoClassifier):
         dims, depths = cfg.dims, cfg.depths
         early, later = bits.early, bits.later
         self.input_quant = pixel_quant()
-        self.stem = nn.Sequential(qconv(3, dims[0], 4, early.weight, stride=4), nn.BatchNorm2d(dims[0]))
+        self.stem = nn.Sequential(
+            qconv(3, dims[0], 4, early.weight, stride=4, return_quant_tensor=True), AccBatchNorm2d(dims[0])
+        )
         stages = []
         for i in range(4):
             pb = early if i < cfg.stack_stage else later
