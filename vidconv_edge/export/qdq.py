@@ -46,8 +46,11 @@ def _drop_initializer_inputs(proto: onnx.ModelProto) -> None:
 def _export_brevitas_qdq(qmodel: torch.nn.Module, tmp: Path, part: str) -> onnx.ModelProto:
     from brevitas.export import export_onnx_qcdq
 
-    module, example, in_names, out_names = part_module(merged_batchnorm(qmodel), part)
-    with warnings.catch_warnings(), torch.no_grad():
+    from vidconv_edge.export.qonnx import bias_scales_cached
+
+    merged = merged_batchnorm(qmodel)
+    module, example, in_names, out_names = part_module(merged, part)
+    with warnings.catch_warnings(), torch.no_grad(), bias_scales_cached(merged):
         warnings.simplefilter("ignore")
         export_onnx_qcdq(
             module, args=example, export_path=str(tmp), dynamo=False, opset_version=OPSET,

@@ -69,7 +69,7 @@ class FoldBiasQuant(Transformation):
 
 
 @contextmanager
-def _bias_scales_cached(qmodel: torch.nn.Module):
+def bias_scales_cached(qmodel: torch.nn.Module):
     """Brevitas' QONNX exporter reads each int32 bias's scale (input scale x weight scale) from a cache filled
     by an inference pass: one pass of the whole model (every layer of any part) on a black clip, caching on
     (switched off again afterwards)."""
@@ -89,7 +89,7 @@ def _bias_scales_cached(qmodel: torch.nn.Module):
 
 def _brevitas_export(exporter, qmodel: torch.nn.Module, path: Path, part: str) -> None:
     module, example, in_names, out_names = part_module(qmodel.eval(), part)
-    with warnings.catch_warnings(), torch.no_grad(), _bias_scales_cached(qmodel):
+    with warnings.catch_warnings(), torch.no_grad(), bias_scales_cached(qmodel):
         warnings.simplefilter("ignore")
         exporter(module, args=example, export_path=str(path), dynamo=False, input_names=in_names, output_names=out_names)
 
