@@ -200,6 +200,54 @@ def test_exact_identity_removal_keeps_near_identity_scales():
     assert len(graph(1.0).transform(RemoveExactIdentityOps()).graph.node) == 1
 
 
+def test_thresholds_are_derived_in_float64(tmp_path):
+    """int32-grid bias, accumulator scale and ReLU quantizer whose boundary 2.5 lies at accumulator 1543.0000119:
+    float32 stores that threshold as 1543.0 (accumulator 1543 -> 3), the flow's float64 streamlining as 1544,
+    and the HW graph equals the float64 QONNX reference (1543 -> 2)."""
+    from fractions import Fraction
+
+    import onnx
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from vidconv_edge.hw.config import HwBuildConfig
+    from vidconv_edge.hw.reference import run_qonnx_float64
+    from vidconv_edge.hw.steps_qonnx import step_qonnx_to_finn_float64
+    from vidconv_edge.hw.steps_streamline import step_vidconv_streamline
+    from finn.builder.build_dataflow_steps import step_tidy_up
+
+    s_acc, s_out = np.float32(0.0007217514), np.float32(0.41659492)
+    bias = np.float32(-100 * s_acc)
+    exact = (Fraction(2.5) * Fraction(float(s_out)) - Fraction(float(bias))) / Fraction(float(s_acc))
+    assert 1543 < exact < 1543.0001 and np.ceil((np.float32(2.5) * s_out - bias) / s_acc) == 1543  # the float32 pitfall
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    nodes = [
+        helper.make_node("Mul", ["x", "s_acc"], ["acc"]), helper.make_node("Add", ["acc", "bias"], ["pre"]),
+        helper.make_node("Relu", ["pre"], ["act"]),
+        helper.make_node("Quant", ["act", "s_out", "zero", "bits"], ["y"], domain="qonnx.custom_op.general",
+                         signed=0, narrow=0, rounding_mode="ROUND"),
+    ]  # fmt: skip
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("qonnx.custom_op.general", 1)]
+    model = ModelWrapper(helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=opsets))
+    for name, value in (("s_acc", s_acc), ("bias", bias), ("s_out", s_out), ("zero", 0.0), ("bits", 4.0)):
+        model.set_initializer(name, np.asarray(value, dtype=np.float32))
+    model.set_tensor_datatype("x", DataType["INT16"])
+    onnx.save(model.model, tmp_path / "q.onnx")
+
+    cfg = HwBuildConfig(output_dir=str(tmp_path / "b"), target_fps=30, fpga_part="xc7z020clg400-1", part_name="later")
+    hw = step_vidconv_streamline(step_tidy_up(step_qonnx_to_finn_float64(model, cfg), cfg), cfg)
+    assert [n.op_type for n in hw.graph.node][0] == "MultiThreshold"
+    assert hw.get_initializer(hw.graph.node[0].input[1]).dtype == np.float32
+    acc = np.array([[1542, 1543, 1544, 0]], dtype=np.float32)
+    got = execute_onnx(hw, {hw.graph.input[0].name: acc})[hw.graph.output[0].name]
+    expected = run_qonnx_float64(tmp_path / "q.onnx", acc)
+    assert (np.round(got / s_out) == [[2, 2, 3, 0]]).all() and np.array_equal(np.round(expected / s_out), [[2, 2, 3, 0]])
+
+
 @pytest.fixture(scope="module")
 def tiny_qcheckpoint(tmp_path_factory):
     """A calibrated W8A4 vic_edge at 32x32 (untrained weights: the flow, not the accuracy, is under test)."""

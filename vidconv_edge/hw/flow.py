@@ -23,7 +23,7 @@ from vidconv_edge.hw.vivado import ToolCheck, ToolMissing, boundary_message, che
 STEPS: list[tuple[str, str]] = [
     ("step_uint8_input", "steps_qonnx"),
     ("step_integer_input", "steps_qonnx"),
-    ("step_qonnx_to_finn", "finn"),
+    ("step_qonnx_to_finn_float64", "steps_qonnx"),
     ("step_tidy_up", "finn"),
     ("step_vidconv_streamline", "steps_streamline"),
     ("step_integer_io", "steps_streamline"),

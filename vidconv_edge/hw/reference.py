@@ -16,11 +16,12 @@ import os
 
 import numpy as np
 import onnx
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
 from vidconv_edge.errors import UserError
+from vidconv_edge.hw.precision import cast_float_tensors
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 
@@ -37,23 +38,9 @@ class Quant(OpRun):
         return (np.asarray(out, dtype=x.dtype),)
 
 
-def to_float64(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` whose float tensors (initializers, inputs, outputs, value infos) are float64."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    g = m.graph
-    for i, t in enumerate(g.initializer):
-        if t.data_type == TensorProto.FLOAT:
-            g.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float64), t.name))
-    for vi in [*g.input, *g.output, *g.value_info]:
-        if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
-            vi.type.tensor_type.elem_type = TensorProto.DOUBLE
-    return m
-
-
 def run_qonnx_float64(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
     """First output of the QONNX file at ``path`` on the batch ``x``, one sample at a time, computed in float64."""
-    model = to_float64(onnx.load(str(path)))
+    model = cast_float_tensors(onnx.load(str(path)), TensorProto.DOUBLE)
     try:
         evaluator = ReferenceEvaluator(model, new_ops=[Quant])
     except Exception as e:  # an op the reference evaluator does not know

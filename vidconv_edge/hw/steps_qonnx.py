@@ -78,3 +78,20 @@ def step_integer_input(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
     model.set_tensor_datatype(inp, DataType[cfg.input_datatype])
     cfg.io["input"] = {"datatype": cfg.input_datatype, "scale": cfg.input_scale, "what": "early-net features"}
     return model.transform(InferShapes())
+
+
+def step_qonnx_to_finn_float64(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
+    """FINN's ``step_qonnx_to_finn`` (QONNX cleanup, Quant -> MultiThreshold) on the graph cast to float64,
+    thresholds kept in float64: streamlining then derives the integer thresholds in float64 (``hw.precision``)."""
+    from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+    from finn.transformation.qonnx.quant_act_to_multithreshold import default_filter_function_generator
+    from qonnx.util.cleanup import cleanup_model
+
+    from vidconv_edge.hw.precision import InFloat64, cast_float_tensors, thresholds_in_float64
+
+    model = cleanup_model(ModelWrapper(cast_float_tensors(model.model, TensorProto.DOUBLE)))
+    convert = ConvertQONNXtoFINN(
+        filter_function=default_filter_function_generator(max_multithreshold_bit_width=cfg.max_multithreshold_bit_width)
+    )
+    with thresholds_in_float64():
+        return model.transform(InFloat64(convert))

@@ -34,6 +34,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
 from vidconv_edge.hw.config import HwBuildConfig
+from vidconv_edge.hw.precision import InFloat64, cast_float_tensors
 
 import finn.transformation.streamline.absorb as absorb  # noqa: E402  (after config: FINN is prepared)
 import finn.transformation.streamline.reorder as reorder  # noqa: E402
@@ -79,7 +80,7 @@ class ExactStreamline(Transformation):
             absorb.Absorb1BitMulIntoMatMul(), absorb.Absorb1BitMulIntoConv(),
         ]  # fmt: skip
         for t in steps:
-            model = model.transform(t)
+            model = model.transform(InFloat64(t))
             model = model.transform(RemoveExactIdentityOps())
             model = model.transform(GiveUniqueNodeNames())
             model = model.transform(GiveReadableTensorNames())
@@ -107,26 +108,30 @@ def until_fixpoint(model: ModelWrapper, transformations: list[Transformation], r
 
 
 def step_vidconv_streamline(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
-    """Streamline a residual BN/ReLU network (VidConv blocks, SEVNet modules) down to MultiThreshold + MatMul."""
-    model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
+    """Streamline a residual BN/ReLU network (VidConv blocks, SEVNet modules) down to MultiThreshold + MatMul.
+
+    Runs on the float64 graph of ``step_qonnx_to_finn_float64``; the thresholds are rounded to integers and
+    the graph cast back to float32 at the end (``hw.precision``)."""
+    model = model.transform(InFloat64(absorb.AbsorbScalarBiasIntoMultiThreshold()))
     model = model.transform(ExactStreamline())
     model = until_fixpoint(
         model,
-        [absorb.AbsorbScalarBiasIntoMultiThreshold(), reorder.MoveLinearPastFork(), reorder.MoveLinearPastEltwiseAdd(),
-         ExactStreamline()],
+        [InFloat64(absorb.AbsorbScalarBiasIntoMultiThreshold()), InFloat64(reorder.MoveLinearPastFork()),
+         InFloat64(reorder.MoveLinearPastEltwiseAdd()), ExactStreamline()],
     )  # fmt: skip
-    model = model.transform(LowerConvsToMatMul())
+    model = model.transform(InFloat64(LowerConvsToMatMul()))
     model = until_fixpoint(
         model,
-        [absorb.AbsorbTransposeIntoMultiThreshold(), reorder.MoveTransposePastFork(), reorder.MoveTransposePastJoinAdd(),
-         absorb.AbsorbConsecutiveTransposes()],
+        [InFloat64(t) for t in (absorb.AbsorbTransposeIntoMultiThreshold(), reorder.MoveTransposePastFork(),
+                                reorder.MoveTransposePastJoinAdd(), absorb.AbsorbConsecutiveTransposes())],
     )  # fmt: skip
     if model.get_nodes_by_op_type("GlobalAveragePool"):
         model = model.transform(InferDataLayouts())
-        model = model.transform(InferGlobalAccPoolLayer())
-        model = until_fixpoint(model, [absorb.AbsorbConsecutiveTransposes(), ExactStreamline()])
+        model = model.transform(InFloat64(InferGlobalAccPoolLayer()))
+        model = until_fixpoint(model, [InFloat64(absorb.AbsorbConsecutiveTransposes()), ExactStreamline()])
     model = model.transform(ExactStreamline())
     model = model.transform(RoundAndClipThresholds())
+    model = ModelWrapper(cast_float_tensors(model.model, TensorProto.FLOAT))
     model = model.transform(InferDataLayouts())
     return model.transform(RemoveUnusedTensors())
 

@@ -17,9 +17,9 @@ from vidconv_edge.hw.errors import VerificationFailed
 
 
 TIE_HINT = (
-    "; +-1 steps are an activation within rounding error of a quantization boundary: the reference runs in "
-    "float64, FINN's streamlining computes the integer thresholds in float32. Pass --no-strict-verify to record "
-    "the mismatch and continue"
+    "; +-1 steps are an activation within rounding error of a quantization boundary (the reference and the "
+    "thresholds are computed in float64; a value within ~1e-16 of a boundary would still differ). Pass "
+    "--no-strict-verify to record the mismatch and continue"
 )
 
 
