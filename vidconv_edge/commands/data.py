@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write a synthetic video dataset (real MP4s; classes differ only in frame order)",
         description="Write a synthetic dataset of MP4 videos in the class-folder layout with classes.txt, "
         "train.txt and val.txt (MMAction2 lists). Classes differ only in the order of frames "
-        "(motion directions, growing/shrinking, rotating, brightening/darkening).",
+        "(motion directions, growing/shrinking, filling/draining, brightening/darkening; rotating with --classes).",
     )
     p.add_argument("out", help="output folder (must be empty or missing unless --force)")
     p.add_argument("--per-class", type=int, default=20, metavar="N", help="videos per class (default 20)")
