@@ -70,6 +70,7 @@ def run(args) -> list[dict]:
                 rows.append({
                     "precision": precision, "widths": list(args.widths), "board": board,
                     "LUT": r["total"]["LUT"], "BRAM_18K": r["total"]["BRAM_18K"], "DSP": r["total"]["DSP"],
+                    "URAM": r["total"]["URAM"],
                     "use": r["utilization"], "fits": r["fits"], "verified": r["verified"],
                     "early_fps": parts["early"]["estimated_fps"], "later_per_s": parts["later"]["estimated_fps"],
                     "pipeline_fps": r["estimated_fps"], "dataflow_limit_fps": r["dataflow_limit_fps"],
@@ -87,7 +88,7 @@ def print_rows(rows: list[dict]) -> None:
     from rich.table import Table
 
     t = Table(title="vic_edge on FPGA boards (FINN estimates + stated margin)")
-    cols = ("precision", "board", "LUT (use)", "BRAM18 (use)", "DSP (use)", "fits", "early fps", "later /s",
+    cols = ("precision", "board", "LUT (use)", "BRAM18 (use)", "URAM (use)", "DSP (use)", "fits", "early fps", "later /s",
             "pipeline fps", "limit ratio", "float top-1", "quant top-1", "verified", "build s")  # fmt: skip
     for c in cols:
         t.add_column(c, justify="left" if c in ("precision", "board") else "right")
@@ -96,7 +97,7 @@ def print_rows(rows: list[dict]) -> None:
         u = r["use"]
         t.add_row(
             r["precision"], r["board"], f"{r['LUT']:,.0f} ({u['LUT']:.0%})", f"{r['BRAM_18K']:.0f} ({u['BRAM_18K']:.0%})",
-            f"{r['DSP']:.0f} ({u['DSP']:.0%})", str(r["fits"]), f"{r['early_fps']:.1f}", f"{r['later_per_s']:.1f}",
+            f"{r['URAM']:.0f} ({u['URAM']:.0%})" if "URAM" in u else "-", f"{r['DSP']:.0f} ({u['DSP']:.0%})", str(r["fits"]), f"{r['early_fps']:.1f}", f"{r['later_per_s']:.1f}",
             f"{r['pipeline_fps']:.1f}", f"{r['limit_ratio']:.4f}", acc(r["float_top1"]), acc(r["quant_top1"]),
             "yes" if r["verified"] else f"no ({r['mismatches']})", f"{r['build_s']:.0f}",
         )  # fmt: skip

@@ -153,6 +153,60 @@ def test_too_big_model_names_the_overflowing_resource_and_what_to_try(tmp_path):
     assert fit_check(out["total"], get_board("zcu104"))["fits"] is True
 
 
+def _threshold_layer(channels: int, steps: int):
+    """One 8-bit Thresholding_rtl layer (PE 1) on a 4x4 INT16 map: ``steps`` thresholds per channel."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    from vidconv_edge.hw.config import HwBuildConfig  # noqa: F401  (FINN prepared)
+    from finn.transformation.fpgadataflow.convert_to_hw.thresholding import InferThresholdingLayer
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4, channels])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, channels])
+    node = helper.make_node("MultiThreshold", ["x", "t"], ["y"], domain="qonnx.custom_op.general",
+                            out_dtype="UINT8", data_layout="NHWC")  # fmt: skip
+    model = ModelWrapper(helper.make_model(helper.make_graph([node], "g", [x], [y])))
+    model.set_initializer("t", np.sort(np.random.default_rng(0).integers(-3000, 3000, (channels, steps)), 1).astype(np.float32))
+    model.set_tensor_datatype("x", DataType["INT16"])
+    model = model.transform(InferShapes()).transform(InferDataTypes())
+    for name in ("x", "y"):
+        model.set_tensor_layout(name, ["N", "H", "W", "C"])
+    model = model.transform(InferThresholdingLayer())
+    return model.transform(SpecializeLayers("xczu7ev-ffvc1156-2-e"))
+
+
+@pytest.mark.parametrize("board", ["pynq-z2", "zcu104"])
+def test_memory_styles_put_deep_threshold_memories_in_uram_only_where_the_part_has_it(board):
+    """255 thresholds x 512 channels: 4.3 Mbit in LUTRAM or ~140 BRAM18; on the ZCU104 the balance uses its URAM."""
+    from vidconv_edge.hw.config import HwBuildConfig
+    from vidconv_edge.hw.steps_folding import estimated_use, step_memory_styles
+
+    b = get_board(board)
+    cfg = HwBuildConfig(output_dir="unused", target_fps=30, fpga_part=b.part, lut_capacity=b.lut,
+                        bram_capacity=b.bram_18k, uram_capacity=b.uram)  # fmt: skip
+    model = step_memory_styles(_threshold_layer(512, 255), cfg)
+    chosen = cfg.io["memory_styles"]
+    use, total = estimated_use(model, cfg)
+    assert use == min(estimated_use(_apply(model, c, b.part), cfg)[0] for c in chosen["candidates"])
+    if board == "pynq-z2":
+        assert total["URAM"] == 0 and {c["threshold_uram_depth"] for c in chosen["candidates"]} == {2**30}
+    else:
+        assert total["URAM"] > 0 and chosen["threshold_uram_depth"] < 2**30
+        no_uram = [c for c in chosen["candidates"] if c["threshold_uram_depth"] == 2**30]
+        assert use < min(estimated_use(_apply(model, c, b.part), cfg)[0] for c in no_uram)
+
+
+def _apply(model, c: dict, part: str):
+    from vidconv_edge.hw.steps_folding import apply_memory_styles
+
+    apply_memory_styles(model, part, c["swg_block_lut"], c["threshold_bram_depth"], c["threshold_uram_depth"])
+    return model
+
+
 def test_report_without_estimates_does_not_claim_a_fit():
     out = combine({"early": {"steps": []}}, get_board("pynq-z2"), "W8A4")
     assert out["fits"] is False and out["estimated_fps"] is None and "stopped before" in out["fit_note"]

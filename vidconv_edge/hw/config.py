@@ -24,10 +24,12 @@ class HwBuildConfig(DataflowBuildConfig):
     part_name: str = "early"
     input_scale: float | None = None  # later-net: scale of the early-net's integer output
     input_datatype: str | None = None  # later-net: FINN datatype of that output, e.g. "INT4"
-    lut_capacity: int = 53_200  # the board's, for step_memory_styles' LUT/BRAM balance
+    lut_capacity: int = 53_200  # the board's, for step_memory_styles' LUT/BRAM/URAM balance
     bram_capacity: int = 280
+    uram_capacity: int = 0
     lut_used: float = 0.0  # by the parts built before this one
     bram_used: float = 0.0
+    uram_used: float = 0.0
     verify_samples: int = 2
     strict_verify: bool = True  # False: record a mismatch (verified: false) and go on to the estimates
     # merged design: part -> {"verify_input_npy", "verify_expected_output_npy"}, in graph input/output order

@@ -121,7 +121,7 @@ def make_config(part_src, board, part_dir: Path, target_fps: float, clock_ns: fl
             fpga_part=board.part, board=board.finn_board, shell_flow_type=board.shell_flow,
             generate_outputs=GENERATE_OUTPUTS, standalone_thresholds=True, save_intermediate_models=True,
             part_name="merged", verify_samples=samples, strict_verify=strict, lut_capacity=board.lut,
-            bram_capacity=board.bram_18k, merged_parts=used,
+            bram_capacity=board.bram_18k, uram_capacity=board.uram, merged_parts=used,
         )  # fmt: skip
     vin, vout = part_dir / "verify_input.npy", part_dir / "verify_expected_output.npy"
     np.save(vin, part_src.verify_in)
@@ -133,7 +133,7 @@ def make_config(part_src, board, part_dir: Path, target_fps: float, clock_ns: fl
         verify_input_npy=str(vin), verify_expected_output_npy=str(vout),
         part_name=part_src.part, input_scale=part_src.input_scale, input_datatype=part_src.input_datatype,
         verify_samples=samples, strict_verify=strict, lut_capacity=board.lut, bram_capacity=board.bram_18k,
-        lut_used=used["LUT"], bram_used=used["BRAM_18K"],
+        uram_capacity=board.uram, lut_used=used["LUT"], bram_used=used["BRAM_18K"], uram_used=used["URAM"],
     )  # fmt: skip
 
 
@@ -287,7 +287,7 @@ def build_fpga(
     }  # fmt: skip
     merged = merges(part, stop)
     report["design"] = "merged" if part == "both" else "separate"
-    used = {"LUT": 0.0, "BRAM_18K": 0.0}
+    used = {"LUT": 0.0, "BRAM_18K": 0.0, "URAM": 0.0}
     models = {}
     for name, part_src in src.parts.items():
         cfg = make_config(part_src, b, out / name, fps, clock, verify_samples, strict_verify, used)

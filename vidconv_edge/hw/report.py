@@ -22,7 +22,7 @@ MARGIN_NOTE = (
     "and counts MVAU_rtl, element-wise adds, duplicators, padding and pooling as 0 LUT. The fit check adds "
     "10% of the estimated LUTs + 3000 LUT (shell, DMA), 20% of the estimated BRAM18 + 4 (FIFOs: full buffering of "
     "vic_edge's residual forks measured ~29 BRAM18, ~20% of its estimate; DMA buffers), no DSP, and requires "
-    "estimate + margin <= 80% of LUT, BRAM18 and DSP. FF is not estimated by FINN; URAM is reported as FINN gives it."
+    "estimate + margin <= 80% of LUT, BRAM18 and DSP, estimate <= 80% of URAM. FF is not estimated by FINN."
 )
 
 
@@ -78,6 +78,8 @@ def fit_check(total: dict, board: Board) -> dict:
     margin = margin_for(total)
     with_margin = {k: round(total.get(k, 0) + margin[k], 1) for k in FIT_RESOURCES}
     util = {k: round(with_margin[k] / cap[k], 4) if cap[k] else None for k in FIT_RESOURCES}
+    if cap["URAM"]:  # parts with URAM: step_memory_styles may put threshold memories there
+        util["URAM"] = round(total.get("URAM", 0) / cap["URAM"], 4)
     checked = {**with_margin, "URAM": total.get("URAM", 0)}  # URAM only when FINN assigns any
     overflow = [
         {"resource": k, "needed": checked[k], "allowed": round(UTILISATION_LIMIT * cap[k], 1), "capacity": cap[k]}
@@ -188,6 +190,9 @@ def print_report(report: dict, console=None) -> None:
             use = report["utilization"][k]
             t.add_row(k, f"{report['total'][k]:g}", f"{report['margin'][k]:g}", f"{report['total_with_margin'][k]:g}",
                       str(report["capacity"][k]), f"{use:.0%}" if use is not None else "-")  # fmt: skip
+        if "URAM" in report["utilization"]:
+            t.add_row("URAM", f"{report['total']['URAM']:g}", "0", f"{report['total']['URAM']:g}",
+                      str(report["capacity"]["URAM"]), f"{report['utilization']['URAM']:.0%}")  # fmt: skip
         console.print(t)
         verdict = "[green]fits[/green]" if report["fits"] else "[red]does not fit[/red]"
         console.print(f"{verdict}; estimated_fps {report['estimated_fps']}; verified {report['verified']}")
