@@ -7,6 +7,10 @@ streamlining, HW conversion, partition and python verification), then ``steps_me
 both HW graphs in one model with two inputs and two outputs, and :data:`MERGED_STEPS` build it once in
 ``out_dir/merged`` (one accelerator, one bitfile, a two-input/two-output driver). ``--part both-separate``
 builds the two accelerators separately (for comparison: two bitfiles that cannot be loaded together).
+
+A quantized SEVNet (no SE) has no early/later split: its FPGA form (``quant.sevnet_fpga``: the clip's frames
+stacked along H in one batch-1 tensor, separator rows re-zeroed by row masks) is one accelerator, the part
+``clip`` (stacked uint8 clip in, logits out), built by the same :data:`STEPS` in ``out_dir/clip``.
 """
 
 from __future__ import annotations
@@ -254,7 +258,7 @@ def build_fpga(
     """Build ``source`` for ``board`` into ``out_dir``; returns the report (also ``out_dir/report.json``) and
     writes the deploy bundle ``out_dir/deploy`` once every part has its driver settings.
 
-    ``source``: a quantized checkpoint; a float one (None: the bundled vic_edge), quantized at ``precision``
+    ``source``: a quantized checkpoint (VidConv edge, or SEVNet without SE: one ``clip`` accelerator); a float one (None: the bundled vic_edge), quantized at ``precision``
     (default: the board's) on ``data`` (default: a generated synthetic set) with ``qat_epochs`` of QAT; or a
     part's QONNX file. ``part``: ``early``, ``later``, ``both`` (one design holding both pipelines, built in
     ``out_dir/merged``) or ``both-separate`` (two accelerators).
