@@ -687,11 +687,11 @@ def test_build_fpga_lowers_a_quantized_sevnet_completely(tmp_path, capsys):
     clip = report["parts"]["clip"]
     check = clip["io"]["verification"]
     assert check["bit_exact"] and check["mismatches"] == 0 and check["samples"] == 2 and "pitch 64" in check["inputs"]
-    assert clip["io"]["input"]["shape"] == [1, 128, 32, 3] and clip["io"]["input"]["datatype"] == "UINT8"
+    assert clip["io"]["input"]["datatype"] == "UINT8" and clip["io"]["input"]["layout"] == "NHWC"
     assert clip["io"]["output"]["shape"] == [1, 10] and clip["io"]["output"]["layout"] == "NC"
     layers = {layer["layer"].rsplit("_", 2)[0] for layer in clip["layers"]}
     assert {"ElementwiseMul", "StreamingConcat", "ElementwiseAdd", "GlobalAccPool", "MVAU", "Thresholding"} <= layers
-    assert clip["estimated_fps"] > 30 and report["estimated_fps"] == clip["estimated_fps"]
+    assert clip["estimated_fps"] > 30 and report["estimated_fps"] == pytest.approx(clip["estimated_fps"], abs=0.01)
     # the weights alone (size-independent) fill the BRAM at W8: does not fit, and says what to try
     assert report["fits"] is False and [o["resource"] for o in report["overflow"]] == ["BRAM_18K"]
     assert any("--precision W4A4" in tip for tip in report["suggestions"])
@@ -700,6 +700,7 @@ def test_build_fpga_lowers_a_quantized_sevnet_completely(tmp_path, capsys):
 
     partition = ModelWrapper(str(next((out / "clip" / "intermediate_models").glob("*_step_create_dataflow_partition.onnx"))))
     assert all(n.domain.startswith("finn.custom_op.fpgadataflow") for n in partition.graph.node)
+    assert partition.get_tensor_shape(partition.graph.input[0].name) == [1, 128, 32, 3]  # 2 frames, pitch 64, NHWC
     assert (out / "qonnx" / "clip.onnx").is_file()
 
 
