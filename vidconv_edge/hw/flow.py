@@ -226,7 +226,9 @@ def deploy_bundle(report: dict, src, out: Path) -> dict:
     def has_settings(result: dict) -> bool:
         return any(s["step"] == "step_driver_settings" for s in result["steps"])
 
-    if "clip" in report["parts"]:
+    from vidconv_edge.hw.source import CLIP
+
+    if CLIP in report["parts"]:
         return {"written": False, "why": "no streaming deployment for a whole-clip accelerator yet (SEVNet)"}
     if report.get("design") == "merged":
         if not has_settings(report.get("merged", {"steps": []})):
@@ -258,10 +260,11 @@ def build_fpga(
     """Build ``source`` for ``board`` into ``out_dir``; returns the report (also ``out_dir/report.json``) and
     writes the deploy bundle ``out_dir/deploy`` once every part has its driver settings.
 
-    ``source``: a quantized checkpoint (VidConv edge, or SEVNet without SE: one ``clip`` accelerator); a float one (None: the bundled vic_edge), quantized at ``precision``
-    (default: the board's) on ``data`` (default: a generated synthetic set) with ``qat_epochs`` of QAT; or a
-    part's QONNX file. ``part``: ``early``, ``later``, ``both`` (one design holding both pipelines, built in
-    ``out_dir/merged``) or ``both-separate`` (two accelerators).
+    ``source``: a quantized checkpoint (VidConv edge, or SEVNet without SE: one ``clip`` accelerator); a float
+    one (None: the bundled vic_edge), quantized at ``precision`` (default: the board's) on ``data`` (default: a
+    generated synthetic set) with ``qat_epochs`` of QAT; or a part's QONNX file. ``part``: ``early``, ``later``,
+    ``both`` (one design holding both pipelines, built in ``out_dir/merged``), ``both-separate`` (two
+    accelerators) or ``clip`` (a SEVNet's one accelerator, also built for ``both``).
 
     Raises ToolMissing after writing the report when ``until`` asked for a step whose Xilinx tool is absent,
     VerificationFailed when the HW graph is not bit-exact (``strict_verify=False``: reported as ``verified: false``),
