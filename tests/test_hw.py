@@ -698,7 +698,8 @@ def test_build_fpga_lowers_a_quantized_sevnet_completely(tmp_path, capsys):
     assert report["deploy"]["written"] is False
     from qonnx.core.modelwrapper import ModelWrapper
 
-    partition = ModelWrapper(str(next((out / "clip" / "intermediate_models").glob("*_step_create_dataflow_partition.onnx"))))
+    models = out / "clip" / "intermediate_models"
+    partition = ModelWrapper(str(next(models.glob("*_step_create_dataflow_partition.onnx"))))
     assert all(n.domain.startswith("finn.custom_op.fpgadataflow") for n in partition.graph.node)
     assert partition.get_tensor_shape(partition.graph.input[0].name) == [1, 128, 32, 3]  # 2 frames, pitch 64, NHWC
     assert (out / "qonnx" / "clip.onnx").is_file()

@@ -4,7 +4,8 @@ FINN's ``step_streamline`` stops at residual forks and joins. Ours (per DESIGN "
 absorb scalar biases into thresholds first, then move scales/biases past forks and residual adds
 until nothing changes; lower convs (incl. the temporal branch's dilated depthwise conv and the
 all-ones tile conv) to Im2Col + MatMul; push the layout transposes through forks and joins until
-they cancel (and across the SEVNet FPGA form's row masks and concats, ``hw.steps_masks``); global average pooling becomes GlobalAccPool early so its 1/N folds into the next
+they cancel (also across the SEVNet FPGA form's row masks and concats, ``hw.steps_masks``); global
+average pooling becomes GlobalAccPool early so its 1/N folds into the next
 thresholds; then round and clip the thresholds (integer inputs).
 
 FINN's ``Streamline`` removes "identity" Mul/Add nodes with ``np.isclose`` (atol 1e-5, rtol 1e-5): a BN
@@ -116,12 +117,10 @@ def step_vidconv_streamline(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWra
     masks = has_masks(model)  # the SEVNet FPGA form: its scales also cross the downsample concats
     model = model.transform(InFloat64(absorb.AbsorbScalarBiasIntoMultiThreshold()))
     model = model.transform(ExactStreamline())
-    model = until_fixpoint(
-        model,
-        [InFloat64(absorb.AbsorbScalarBiasIntoMultiThreshold()), InFloat64(reorder.MoveLinearPastFork()),
-         InFloat64(reorder.MoveLinearPastEltwiseAdd()), *([InFloat64(reorder.MoveMulPastJoinConcat())] if masks else []),
-         ExactStreamline()],
-    )  # fmt: skip
+    moves = [absorb.AbsorbScalarBiasIntoMultiThreshold(), reorder.MoveLinearPastFork(), reorder.MoveLinearPastEltwiseAdd()]
+    if masks:
+        moves.append(reorder.MoveMulPastJoinConcat())
+    model = until_fixpoint(model, [*(InFloat64(t) for t in moves), ExactStreamline()])
     model = model.transform(InFloat64(LowerConvsToMatMul()))
     transposes = [absorb.AbsorbTransposeIntoMultiThreshold(), reorder.MoveTransposePastFork(),
                   reorder.MoveTransposePastJoinAdd(), absorb.AbsorbConsecutiveTransposes()]  # fmt: skip

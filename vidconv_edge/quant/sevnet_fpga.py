@@ -129,7 +129,8 @@ class FpgaModule(nn.Module):
         self.mask_x = RowMask(frames, h, p) if mask_input else nn.Identity()
         if self.down:
             sc = mod.shortcut
-            self.cat_quant, self.pool, self.pool_quant, self.shortcut = mod.cat_quant, OnesPool(mod.pointwise[0].in_channels), sc.pool_quant, sc._modules["1"]  # fmt: skip
+            self.cat_quant, self.pool_quant, self.shortcut = mod.cat_quant, sc.pool_quant, sc._modules["1"]
+            self.pool = OnesPool(mod.pointwise[0].in_channels)
 
     def branch(self, x):
         return self.temporal(self.spatial(self.mask_in(self.pointwise(x))))
@@ -164,7 +165,8 @@ class SEVNetFpga(nn.Module):
                     h, p = h // 2, p // 2
         self.mods = nn.Sequential(*mods)
         self.rows, self.last_pitch = h, p
-        self.pool, self.head_quant, self.fc, self.out_quant = qmodel.pool, qmodel.head_quant, qmodel.fc, qmodel.out_quant
+        self.pool, self.head_quant = qmodel.pool, qmodel.head_quant
+        self.fc, self.out_quant = qmodel.fc, qmodel.out_quant
         self.eval()
 
     @property
