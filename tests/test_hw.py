@@ -153,6 +153,18 @@ def test_too_big_model_names_the_overflowing_resource_and_what_to_try(tmp_path):
     assert fit_check(out["total"], get_board("zcu104"))["fits"] is True
 
 
+def test_bram_overflow_at_8_bit_weights_suggests_4_bit_weights(tmp_path):
+    """The measured full-size sevnet_edge clip accelerator at W8A4 (277 BRAM18: the weights) and at W4A4."""
+    board = get_board("pynq-z2")
+    _fake_finn_reports(tmp_path / "w8", lut=33102, bram=277, dsp=73, cycles=3_145_728, fps=31.79)
+    out = combine({"clip": read_part_reports(tmp_path / "w8")}, board, "W8A4")
+    assert out["fits"] is False and [o["resource"] for o in out["overflow"]] == ["BRAM_18K"]
+    assert any("--precision W4A4" in tip and "W8 -> W4" in tip for tip in out["suggestions"])
+    assert out["estimated_fps"] == 31.79 and "placement" not in out
+    _fake_finn_reports(tmp_path / "w4", lut=31804, bram=157, dsp=89, cycles=3_145_728, fps=31.79)
+    assert combine({"clip": read_part_reports(tmp_path / "w4")}, board, "W4A4")["fits"] is True
+
+
 def test_report_without_estimates_does_not_claim_a_fit():
     out = combine({"early": {"steps": []}}, get_board("pynq-z2"), "W8A4")
     assert out["fits"] is False and out["estimated_fps"] is None and "stopped before" in out["fit_note"]
