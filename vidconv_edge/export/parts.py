@@ -46,7 +46,8 @@ def part_module(model: nn.Module, part: str) -> tuple[nn.Module, torch.Tensor, l
         fpga = fpga_form(model)
         return fpga, torch.zeros(fpga.input_shape), ["stacked_clip"], ["logits"]
     if not getattr(model, "supports_streaming", False):
-        raise UserError(f"model '{model.name}' has no early/later split (only VidConv models do); use --part full")
+        raise UserError(f"model '{model.name}' has no early/later split (only VidConv models do); use --part full "
+                        "(build-fpga builds a quantized SEVNet's one-tensor FPGA form, part 'fpga')")  # fmt: skip
     if part == "early":
         return EarlyNet(model).eval(), torch.zeros(1, 3, spec.size, spec.size), ["frame"], ["features"]
     c, th, tw = model.early_shape()
