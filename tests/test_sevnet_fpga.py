@@ -41,14 +41,26 @@ def test_fpga_form_gives_the_quantized_models_logits(qsev, tmp_path):
     from vidconv_edge.hw.reference import run_qonnx_float64
     from vidconv_edge.quant.sevnet_fpga import fpga_form
 
+    from vidconv_edge.hw.source import video_frames
+    from vidconv_edge.quant.layers import value
+
     fpga = fpga_form(qsev)
-    clips = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 4, 3, 32, 32))).float()
+    video = torch.from_numpy(video_frames(None, 32, 8)).float().reshape(2, 4, 3, 32, 32)
+    noise = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, 4, 3, 32, 32))).float()
+    clips = torch.cat([video, noise])
+    feats = []  # the head quantizer (shared by both forms): the pooled features, C values per clip
+    hook = qsev.head_quant.register_forward_hook(lambda _m, _i, out: feats.append(value(out).flatten(1)))
     with torch.no_grad():
         ref = qsev(clips)
         got = torch.cat([fpga(fpga.stack(clips[i : i + 1])) for i in range(len(clips))])
+    hook.remove()
     step = float(qsev.out_quant.act_quant.scale().detach())
     assert (ref - got).abs().max().item() <= step * (1 + 1e-5)
     assert torch.equal(ref.argmax(1), got.argmax(1)) and ref.abs().max() > 0
+    feat_step = float(qsev.head_quant.act_quant.scale().detach())
+    ref_feats, got_feats = feats[0], torch.cat(feats[1:])
+    assert ref_feats.shape == got_feats.shape == (3, 256) and (ref_feats > 0).sum() > 100
+    assert (ref_feats - got_feats).abs().max().item() <= feat_step * (1 + 1e-5)
     # its QONNX export (what build-fpga lowers) in float64 computes the same logits
     export_qonnx(qsev, tmp_path / "fpga.onnx", "fpga", class_names=[str(i) for i in range(10)])
     x = fpga.stack(clips).numpy()
