@@ -207,6 +207,18 @@ def _apply(model, c: dict, part: str):
     return model
 
 
+def test_bram_overflow_at_8_bit_weights_suggests_4_bit_weights(tmp_path):
+    """The measured full-size sevnet_edge clip accelerator at W8A4 (277 BRAM18: the weights) and at W4A4."""
+    board = get_board("pynq-z2")
+    _fake_finn_reports(tmp_path / "w8", lut=33102, bram=277, dsp=73, cycles=3_145_728, fps=31.79)
+    out = combine({"clip": read_part_reports(tmp_path / "w8")}, board, "W8A4")
+    assert out["fits"] is False and [o["resource"] for o in out["overflow"]] == ["BRAM_18K"]
+    assert any("--precision W4A4" in tip and "W8 -> W4" in tip for tip in out["suggestions"])
+    assert out["estimated_fps"] == 31.79 and "placement" not in out
+    _fake_finn_reports(tmp_path / "w4", lut=31804, bram=157, dsp=89, cycles=3_145_728, fps=31.79)
+    assert combine({"clip": read_part_reports(tmp_path / "w4")}, board, "W4A4")["fits"] is True
+
+
 def test_report_without_estimates_does_not_claim_a_fit():
     out = combine({"early": {"steps": []}}, get_board("pynq-z2"), "W8A4")
     assert out["fits"] is False and out["estimated_fps"] is None and "stopped before" in out["fit_note"]
@@ -718,7 +730,10 @@ def test_build_fpga_quantizes_a_float_checkpoint_with_qat_and_reports_the_accura
                    until="tidy_up", qat_epochs=1, log=lambda _m: None)  # fmt: skip
 
 
-def test_build_fpga_on_sevnet_names_the_nodes_finn_cannot_stream(tmp_path, capsys):
+@pytest.mark.slow
+def test_build_fpga_lowers_a_quantized_sevnet_completely(tmp_path, capsys):
+    """sevnet_edge (no SE) at 2x32x32, W8A4: its FPGA form (stacked clip, row masks) is one accelerator whose
+    every node is a HW layer, bit-exact against the QONNX model on clips of the sample video."""
     import torch
 
     from vidconv_edge.hw.source import calibrated_for_board
@@ -727,13 +742,44 @@ def test_build_fpga_on_sevnet_names_the_nodes_finn_cannot_stream(tmp_path, capsy
     from vidconv_edge.quant.model import save_quant_checkpoint
 
     torch.manual_seed(0)
-    qmodel = calibrated_for_board(create_model("sevnet_edge", img_size=32).eval(), make_bits(8, act_bits=4))
+    qmodel = calibrated_for_board(create_model("sevnet_edge", img_size=32, frames=2).eval(), make_bits(8, act_bits=4))
     save_quant_checkpoint(tmp_path / "sev.pt", qmodel, [str(i) for i in range(10)])
-    assert main(["build-fpga", str(tmp_path / "sev.pt"), "--out", str(tmp_path / "b")]) == 2
+    out = tmp_path / "b"
+    args = ["build-fpga", str(tmp_path / "sev.pt"), "--out", str(out), "--until", "generate_estimate_reports"]
+    assert main(args) == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"] == "sevnet_edge" and report["bits"] == "W8A4" and report["part"] == "clip"
+    assert report["verified"] is True and list(report["parts"]) == ["clip"]
+    clip = report["parts"]["clip"]
+    check = clip["io"]["verification"]
+    assert check["bit_exact"] and check["mismatches"] == 0 and check["samples"] == 2 and "pitch 64" in check["inputs"]
+    assert clip["io"]["input"]["datatype"] == "UINT8" and clip["io"]["input"]["layout"] == "NHWC"
+    assert clip["io"]["output"]["shape"] == [1, 10] and clip["io"]["output"]["layout"] == "NC"
+    layers = {layer["layer"].rsplit("_", 2)[0] for layer in clip["layers"]}
+    assert {"ElementwiseMul", "StreamingConcat", "ElementwiseAdd", "GlobalAccPool", "MVAU", "Thresholding"} <= layers
+    assert clip["estimated_fps"] > 30 and report["estimated_fps"] == pytest.approx(clip["estimated_fps"], abs=0.01)
+    # the weights alone (size-independent) fill the BRAM at W8: does not fit, and says what to try
+    assert report["fits"] is False and [o["resource"] for o in report["overflow"]] == ["BRAM_18K"]
+    assert any("--precision W4A4" in tip for tip in report["suggestions"])
+    assert report["deploy"]["written"] is False
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    models = out / "clip" / "intermediate_models"
+    partition = ModelWrapper(str(next(models.glob("*_step_create_dataflow_partition.onnx"))))
+    assert all(n.domain.startswith("finn.custom_op.fpgadataflow") for n in partition.graph.node)
+    assert partition.get_tensor_shape(partition.graph.input[0].name) == [1, 128, 32, 3]  # 2 frames, pitch 64, NHWC
+    assert (out / "qonnx" / "clip.onnx").is_file()
+
+
+def test_build_fpga_refuses_squeeze_excitation_with_the_reason(tmp_path, capsys):
+    from vidconv_edge.checkpoint import save_checkpoint
+    from vidconv_edge.models import create_model
+
+    save_checkpoint(tmp_path / "se.pt", create_model("sevnet_edge", se=True, img_size=32), [str(i) for i in range(10)])
+    assert main(["build-fpga", str(tmp_path / "se.pt"), "--out", str(tmp_path / "b")]) == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert "node 'Reshape_0' (Reshape) at position 0 of" in err and "[1, 8, 3, 32, 32] into [8, 3, 32, 32]" in err
-    assert "13 other Reshape ('Reshape_1' at 28" in err and "5 Conv ('Conv_4' at 44" in err
-    assert (tmp_path / "b" / "qonnx" / "full.onnx").is_file()
+    assert "squeeze-excitation, which cannot be built for the FPGA" in err
+    assert "whole clip" in err and "PWPolyF" in err and "without SE" in err
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_boards)
 
     p = sub.add_parser(
-        "build-fpga", help="lower a quantized VidConv edge model through FINN to a dataflow accelerator for a board"
+        "build-fpga", help="lower a quantized edge model (VidConv, SEVNet without SE) through FINN to a dataflow accelerator for a board"
     )
     p.add_argument(
         "source", nargs="?",
@@ -20,13 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--board", default="pynq-z2", help="target board (see `vidconv-edge boards`; default pynq-z2)")
     p.add_argument("--out", required=True, help="build folder (report.json, per-part FINN outputs)")
-    p.add_argument("--target-fps", type=float, default=30.0, help="folding target, frames (collages) per second (default 30)")
+    p.add_argument("--target-fps", type=float, default=30.0, help="folding target, frames (collages; SEVNet: clips) per second (default 30)")
     p.add_argument("--clock-ns", type=float, help="clock period in ns (default: the board's)")
-    p.add_argument("--part", choices=("early", "later", "both", "both-separate"), default="both",
+    p.add_argument("--part", choices=("early", "later", "both", "both-separate", "clip"), default="both",
                    help="which part(s) to build: both = one design with both pipelines (one bitfile), "
-                   "both-separate = two accelerators (two bitfiles, for comparison)")  # fmt: skip
+                   "both-separate = two accelerators (two bitfiles, for comparison); a SEVNet builds as one "
+                   "accelerator per clip (clip, also what both means for it)")  # fmt: skip
     p.add_argument("--until", help="stop after this step (e.g. generate_estimate_reports); default: as far as the tools allow")
-    p.add_argument("--verify-samples", type=int, default=2, help="video frames (early) / collages (later) verified")
+    p.add_argument("--verify-samples", type=int, default=2,
+                   help="video frames (early) / collages (later) / clips (SEVNet) verified")  # fmt: skip
     p.add_argument(
         "--no-strict-verify", dest="strict_verify", action="store_false",
         help="on a verification mismatch, report verified: false and go on (default: stop the build)",

@@ -1,4 +1,5 @@
-"""The exportable parts of a video model: the whole clip, the per-frame early-net, the later-net."""
+"""The exportable parts of a video model: the whole clip, the per-frame early-net, the later-net, and a
+quantized SEVNet's FPGA form (the whole clip stacked in one batch-1 tensor, ``quant.sevnet_fpga``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch.nn as nn
 
 from vidconv_edge.errors import UserError
 
-PARTS = ("full", "early", "later")
+PARTS = ("full", "early", "later", "fpga")
 
 
 class EarlyNet(nn.Module):
@@ -39,8 +40,14 @@ def part_module(model: nn.Module, part: str) -> tuple[nn.Module, torch.Tensor, l
         raise UserError(f"unknown part '{part}': choose one of {', '.join(PARTS)}")
     if part == "full":
         return model.eval(), torch.zeros(1, spec.frames, 3, spec.size, spec.size), ["clip"], ["logits"]
+    if part == "fpga":
+        from vidconv_edge.quant.sevnet_fpga import fpga_form
+
+        fpga = fpga_form(model)
+        return fpga, torch.zeros(fpga.input_shape), ["stacked_clip"], ["logits"]
     if not getattr(model, "supports_streaming", False):
-        raise UserError(f"model '{model.name}' has no early/later split (only VidConv models do); use --part full")
+        raise UserError(f"model '{model.name}' has no early/later split (only VidConv models do); use --part full "
+                        "(build-fpga builds a quantized SEVNet's one-tensor FPGA form, part 'fpga')")  # fmt: skip
     if part == "early":
         return EarlyNet(model).eval(), torch.zeros(1, 3, spec.size, spec.size), ["frame"], ["features"]
     c, th, tw = model.early_shape()

@@ -136,7 +136,7 @@ def part_io_quant(qmodel: torch.nn.Module, part: str) -> dict:
     input: feed it the early part's integers), the logits' quantizer."""
     pixels = quant_format(qmodel.input_quant)
     logits = quant_format(qmodel.head.out_quant if hasattr(qmodel, "head") else qmodel.out_quant)
-    if part == "full":
+    if part in ("full", "fpga"):
         return {"input_quant": pixels, "output_quant": logits}
     features = quant_format(qmodel.early_quant)
     if part == "early":

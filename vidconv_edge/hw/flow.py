@@ -7,6 +7,10 @@ streamlining, HW conversion, partition and python verification), then ``steps_me
 both HW graphs in one model with two inputs and two outputs, and :data:`MERGED_STEPS` build it once in
 ``out_dir/merged`` (one accelerator, one bitfile, a two-input/two-output driver). ``--part both-separate``
 builds the two accelerators separately (for comparison: two bitfiles that cannot be loaded together).
+
+A quantized SEVNet (no SE) has no early/later split: its FPGA form (``quant.sevnet_fpga``: the clip's frames
+stacked along H in one batch-1 tensor, separator rows re-zeroed by row masks) is one accelerator, the part
+``clip`` (stacked uint8 clip in, logits out), built by the same :data:`STEPS` in ``out_dir/clip``.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ STEPS: list[tuple[str, str]] = [
     ("step_integer_input", "steps_qonnx"),
     ("step_qonnx_to_finn_float64", "steps_qonnx"),
     ("step_tidy_up", "finn"),
+    ("step_row_masks", "steps_masks"),
     ("step_vidconv_streamline", "steps_streamline"),
     ("step_integer_io", "steps_streamline"),
     ("step_convert_to_hw", "finn"),
+    ("step_mask_datatypes", "steps_masks"),
     ("step_check_all_hw", "steps_checks"),
     ("step_create_dataflow_partition", "finn"),
     ("step_verify_hw_python", "steps_verify"),
@@ -220,6 +226,10 @@ def deploy_bundle(report: dict, src, out: Path) -> dict:
     def has_settings(result: dict) -> bool:
         return any(s["step"] == "step_driver_settings" for s in result["steps"])
 
+    from vidconv_edge.hw.source import CLIP
+
+    if CLIP in report["parts"]:
+        return {"written": False, "why": "no streaming deployment for a whole-clip accelerator yet (SEVNet)"}
     if report.get("design") == "merged":
         if not has_settings(report.get("merged", {"steps": []})):
             return {"written": False, "why": "the merged design's build stopped before step_driver_settings"}
@@ -250,10 +260,11 @@ def build_fpga(
     """Build ``source`` for ``board`` into ``out_dir``; returns the report (also ``out_dir/report.json``) and
     writes the deploy bundle ``out_dir/deploy`` once every part has its driver settings.
 
-    ``source``: a quantized checkpoint; a float one (None: the bundled vic_edge), quantized at ``precision``
-    (default: the board's) on ``data`` (default: a generated synthetic set) with ``qat_epochs`` of QAT; or a
-    part's QONNX file. ``part``: ``early``, ``later``, ``both`` (one design holding both pipelines, built in
-    ``out_dir/merged``) or ``both-separate`` (two accelerators).
+    ``source``: a quantized checkpoint (VidConv edge, or SEVNet without SE: one ``clip`` accelerator); a float
+    one (None: the bundled vic_edge), quantized at ``precision`` (default: the board's) on ``data`` (default: a
+    generated synthetic set) with ``qat_epochs`` of QAT; or a part's QONNX file. ``part``: ``early``, ``later``,
+    ``both`` (one design holding both pipelines, built in ``out_dir/merged``), ``both-separate`` (two
+    accelerators) or ``clip`` (a SEVNet's one accelerator, also built for ``both``).
 
     Raises ToolMissing after writing the report when ``until`` asked for a step whose Xilinx tool is absent,
     VerificationFailed when the HW graph is not bit-exact (``strict_verify=False``: reported as ``verified: false``),
@@ -261,7 +272,7 @@ def build_fpga(
     """
     from vidconv_edge.hw.finn_env import apply_finn_environment
     from vidconv_edge.hw.report import combine, read_part_reports, write_report
-    from vidconv_edge.hw.source import parts_of, prepare_source
+    from vidconv_edge.hw.source import CLIP, parts_of, prepare_source
 
     b = get_board(board)
     stop = resolve_until(until)
@@ -280,6 +291,8 @@ def build_fpga(
     t0 = time.perf_counter()
     log(f"preparing {part} part(s): QONNX export and reference outputs on a video clip")
     src = prepare_source(source, b, out, part, verify_samples, video, data, qat_epochs, log, precision)
+    if CLIP in src.parts:  # a whole-clip model: one accelerator, nothing to merge
+        part = CLIP
     report: dict = {
         "board": b.name, "board_info": b.to_dict(), "part": part, "model": src.model, "bits": src.bits,
         "board_precision": b.precision, "weights": src.origin, "clock_ns": clock, "target_fps": fps,
@@ -311,7 +324,11 @@ def build_fpga(
     builds = [*parts.values(), *([report["merged"]] if merged else [])]
     report.update(combine(parts, b, src.bits, merged=part == "both"))
     report["verified"] = all(p["verified"] for p in builds)
-    pixels = src.img_size * src.img_size
+    pixels = src.img_size * src.img_size  # one pixel per cycle: frames/s (collages/s), or clips/s below
+    if part == CLIP:
+        from vidconv_edge.quant.sevnet_fpga import pitch_of
+
+        pixels = src.frames * pitch_of(src.img_size) * src.img_size
     report["dataflow_limit_fps"] = round(1e9 / clock / pixels, 1)
     report["produced"] = [x for p in builds for x in p["produced"]]
     stopped = [p for p in builds if p["stopped"]]

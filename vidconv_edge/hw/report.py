@@ -96,11 +96,15 @@ def fit_check(total: dict, board: Board) -> dict:
     }
 
 
-def suggestions(total: dict, board: Board, bits: str, early_fits_alone: bool) -> list[str]:
-    """What to try when the model does not fit."""
+def suggestions(total: dict, board: Board, bits: str, early_fits_alone: bool, overflow: list[str] = ()) -> list[str]:
+    """What to try when the model does not fit (``overflow``: the resources over the limit)."""
     tips = ["lower --target-fps: less folding parallelism, fewer LUTs per layer"]
     if not bits.endswith("A4") and not bits.endswith("A2"):
         tips.append("4-bit activations (W8A4): thresholds cost ~2^A per channel, A8 -> A4 saves ~16x on them")
+    w = int(bits[1 : bits.index("A")]) if bits.startswith("W") and "A" in bits else 0
+    if "BRAM_18K" in overflow and w > 4:
+        tips.append(f"4-bit weights: quantize the float checkpoint with --precision W4{bits[bits.index('A'):]} (the "
+                    f"weights fill the BRAM: W{w} -> W4 stores {w // 4}x fewer bits)")  # fmt: skip
     bigger = [b.name for b in BOARDS.values() if b.lut > board.lut and fit_check(total, b)["fits"]]
     if bigger:
         tips.append(f"a larger board: {bigger[0]}")
@@ -121,7 +125,8 @@ def combine(parts: dict[str, dict], board: Board, bits: str, merged: bool = Fals
         return out
     early_alone = "early" in estimated and fit_check(estimated["early"]["total"], board)["fits"]
     if not out["fits"]:
-        out["suggestions"] = suggestions(total, board, bits, early_alone and len(estimated) > 1)
+        over = [o["resource"] for o in out["overflow"]]
+        out["suggestions"] = suggestions(total, board, bits, early_alone and len(estimated) > 1, over)
     fps = [r["estimated_fps"] for r in estimated.values()]
     out["estimated_fps"] = round(min(fps), 2) if fps else None
     if set(estimated) == {"early", "later"}:

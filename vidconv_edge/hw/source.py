@@ -17,6 +17,7 @@ import torch
 from vidconv_edge.errors import UserError
 
 PARTS = ("early", "later")
+CLIP = "clip"  # the one accelerator of a whole-clip model (SEVNet's FPGA form): stacked clip in, logits out
 
 
 @dataclass
@@ -69,8 +70,8 @@ def parts_of(part: str) -> tuple[str, ...]:
     """The parts ``--part`` builds: ``both`` (one merged design) and ``both-separate`` (two) build both."""
     if part in ("both", "both-separate"):
         return PARTS
-    if part not in PARTS:
-        raise UserError(f"unknown part '{part}': choose early, later, both or both-separate")
+    if part not in (*PARTS, CLIP):
+        raise UserError(f"unknown part '{part}': choose early, later, both, both-separate or clip")
     return (part,)
 
 
@@ -110,6 +111,7 @@ def load_quant_model(source: str | os.PathLike | None, bits, out_dir: Path, data
     from vidconv_edge.checkpoint import load_checkpoint
     from vidconv_edge.hw.quantize import quantize_for_board
     from vidconv_edge.quant.model import is_quant_checkpoint, quant_model_from_checkpoint
+    from vidconv_edge.quant.sevnet_fpga import se_refusal
 
     if source is None:
         from vidconv_edge.assets import default_checkpoint
@@ -117,6 +119,8 @@ def load_quant_model(source: str | os.PathLike | None, bits, out_dir: Path, data
         source, what = default_checkpoint(), "bundled"
     else:
         ckpt = load_checkpoint(source)
+        if (ckpt.get("config") or {}).get("se"):
+            raise UserError(se_refusal(ckpt.get("model", "?")))
         if is_quant_checkpoint(ckpt):
             if qat_epochs:
                 raise UserError("--qat-epochs fine-tunes a float checkpoint's quantized model: give the float one")
@@ -163,7 +167,12 @@ def prepare_source(
     if precision and qmodel.bits.label() != bits.label():
         raise UserError(f"--precision {precision}: the quantized checkpoint is {qmodel.bits.label()}")
     if not getattr(qmodel, "supports_streaming", False):
-        _refuse_whole_clip(qmodel, qdir / "full.onnx", names)
+        if part not in ("both", CLIP):
+            raise UserError(f"model '{qmodel.name}' has no early/later split: it builds as one accelerator per clip "
+                            f"(--part {CLIP}), not --part {part}")  # fmt: skip
+        return _clip_source(qmodel, qdir / f"{CLIP}.onnx", origin, names, quantization, samples, video)
+    if part == CLIP:
+        raise UserError(f"--part {CLIP} builds whole-clip models (SEVNet); '{qmodel.name}' has early/later parts")
     spec = qmodel.input_spec
     files = {p: qdir / f"{p}.onnx" for p in PARTS}
     for p in PARTS:  # the later-net's input format is the early-net's output quantizer: export both
@@ -199,16 +208,31 @@ def prepare_source(
     return build
 
 
-def _refuse_whole_clip(qmodel, path: Path, names: list[str]) -> None:
-    """A model without the early/later split (SEVNet): export its whole-clip QONNX and name what blocks FINN."""
-    from qonnx.core.modelwrapper import ModelWrapper
+def _clip_source(qmodel, path: Path, origin: str, names: list[str], quantization, samples: int, video) -> BuildSource:
+    """A whole-clip model's FPGA form (``quant.sevnet_fpga``) as one part: its QONNX file, and ``samples`` clips
+    of the video stacked as the accelerator takes them (NHWC uint8) with the reference logits (integers)."""
+    from vidconv_edge.export.qonnx import export_qonnx, read_qonnx_metadata
+    from vidconv_edge.quant.sevnet_fpga import fpga_form
 
-    from vidconv_edge.export.qonnx import export_qonnx
-    from vidconv_edge.hw.steps_checks import check_fpga_graph
-
-    export_qonnx(qmodel, path, "full", class_names=names)
-    check_fpga_graph(ModelWrapper(str(path)), f"{qmodel.name} (whole clip, {path})")
-    raise UserError(f"model '{qmodel.name}' has no early/later split: build-fpga builds VidConv edge models")
+    fpga = fpga_form(qmodel)
+    export_qonnx(qmodel, path, "fpga", class_names=names)
+    spec = qmodel.input_spec
+    build = BuildSource(
+        qmodel.name, qmodel.bits.label(), origin, layout=(1, 1), img_size=spec.size, frames=spec.frames,
+        class_names=names, float_spec=qmodel.float_input_spec.to_dict(), quantization=quantization,
+        part_formats={CLIP: _formats(read_qonnx_metadata(path))},
+    )  # fmt: skip
+    frames = video_frames(video, spec.size, samples * spec.frames)
+    clips = torch.from_numpy(frames).float().reshape(samples, spec.frames, 3, spec.size, spec.size)
+    stacked = fpga.stack(clips).numpy()
+    scale, _ = _output_format(path)
+    expected = _to_int(run_reference(path, stacked), scale, "the logits")
+    build.parts[CLIP] = PartSource(
+        CLIP, path, _nhwc(stacked.astype(np.float32)), expected,
+        reference={**reference_info(path, stacked, expected, scale),
+                   "inputs": f"{samples} clip(s) of the video, frames stacked along H with pitch {fpga.pitch}"},
+    )  # fmt: skip
+    return build
 
 
 def linked_format(early: Path, later: Path) -> tuple[float, str]:

@@ -4,7 +4,8 @@ FINN's ``step_streamline`` stops at residual forks and joins. Ours (per DESIGN "
 absorb scalar biases into thresholds first, then move scales/biases past forks and residual adds
 until nothing changes; lower convs (incl. the temporal branch's dilated depthwise conv and the
 all-ones tile conv) to Im2Col + MatMul; push the layout transposes through forks and joins until
-they cancel; global average pooling becomes GlobalAccPool early so its 1/N folds into the next
+they cancel (also across the SEVNet FPGA form's row masks and concats, ``hw.steps_masks``); global
+average pooling becomes GlobalAccPool early so its 1/N folds into the next
 thresholds; then round and clip the thresholds (integer inputs).
 
 FINN's ``Streamline`` removes "identity" Mul/Add nodes with ``np.isclose`` (atol 1e-5, rtol 1e-5): a BN
@@ -35,6 +36,7 @@ from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
 from vidconv_edge.hw.config import HwBuildConfig
 from vidconv_edge.hw.precision import InFloat64, cast_float_tensors
+from vidconv_edge.hw.steps_masks import MaskDatatypes, MoveTransposeBeforeMask, MoveTransposePastMask, has_masks
 
 import finn.transformation.streamline.absorb as absorb  # noqa: E402  (after config: FINN is prepared)
 import finn.transformation.streamline.reorder as reorder  # noqa: E402
@@ -112,25 +114,26 @@ def step_vidconv_streamline(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWra
 
     Runs on the float64 graph of ``step_qonnx_to_finn_float64``; the thresholds are rounded to integers and
     the graph cast back to float32 at the end (``hw.precision``)."""
+    masks = has_masks(model)  # the SEVNet FPGA form: its scales also cross the downsample concats
     model = model.transform(InFloat64(absorb.AbsorbScalarBiasIntoMultiThreshold()))
     model = model.transform(ExactStreamline())
-    model = until_fixpoint(
-        model,
-        [InFloat64(absorb.AbsorbScalarBiasIntoMultiThreshold()), InFloat64(reorder.MoveLinearPastFork()),
-         InFloat64(reorder.MoveLinearPastEltwiseAdd()), ExactStreamline()],
-    )  # fmt: skip
+    moves = [absorb.AbsorbScalarBiasIntoMultiThreshold(), reorder.MoveLinearPastFork(), reorder.MoveLinearPastEltwiseAdd()]
+    if masks:
+        moves.append(reorder.MoveMulPastJoinConcat())
+    model = until_fixpoint(model, [*(InFloat64(t) for t in moves), ExactStreamline()])
     model = model.transform(InFloat64(LowerConvsToMatMul()))
-    model = until_fixpoint(
-        model,
-        [InFloat64(t) for t in (absorb.AbsorbTransposeIntoMultiThreshold(), reorder.MoveTransposePastFork(),
-                                reorder.MoveTransposePastJoinAdd(), absorb.AbsorbConsecutiveTransposes())],
-    )  # fmt: skip
+    transposes = [absorb.AbsorbTransposeIntoMultiThreshold(), reorder.MoveTransposePastFork(),
+                  reorder.MoveTransposePastJoinAdd(), absorb.AbsorbConsecutiveTransposes()]  # fmt: skip
+    if masks:
+        transposes += [MoveTransposeBeforeMask(), MoveTransposePastMask(), reorder.MoveTransposePastJoinConcat()]
+    model = until_fixpoint(model, [InFloat64(t) for t in transposes])
     if model.get_nodes_by_op_type("GlobalAveragePool"):
         model = model.transform(InferDataLayouts())
         model = model.transform(InFloat64(InferGlobalAccPoolLayer()))
         model = until_fixpoint(model, [InFloat64(absorb.AbsorbConsecutiveTransposes()), ExactStreamline()])
     model = model.transform(ExactStreamline())
     model = model.transform(RoundAndClipThresholds())
+    model = model.transform(MaskDatatypes())
     model = ModelWrapper(cast_float_tensors(model.model, TensorProto.FLOAT))
     model = model.transform(InferDataLayouts())
     return model.transform(RemoveUnusedTensors())
