@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import stat
 
 import numpy as np
@@ -87,6 +88,18 @@ def test_vivado_found_on_path_or_via_env(monkeypatch, tmp_path):
     monkeypatch.setenv("XILINX_HLS", str(hls_root))
     assert vivado.check_step("step_hw_ipgen").ok
     assert vivado.finn_tool_env()["XILINX_VIVADO"] == str(tmp_path.resolve().parent)
+
+
+def test_each_build_gets_its_own_finn_build_dir(tmp_path):
+    """FINN caches its settings at first use: a second build in the same process must not reuse the first's."""
+    from vidconv_edge.hw.finn_env import apply_finn_environment, prepare_finn
+
+    prepare_finn()
+    from finn.util.basic import make_build_dir
+
+    for name in ("a", "b"):
+        apply_finn_environment(tmp_path / name)
+        assert Path(make_build_dir("code_gen_")).parent == tmp_path / name / "finn_tmp"
 
 
 def test_until_decides_the_exit_code():
@@ -662,7 +675,7 @@ def test_build_fpga_w8a8_bit_exact_deploy_bundle_and_later_part_from_qonnx(w8a8_
     v2 = r2["parts"]["later"]["io"]["verification"]
     assert r2["verified"] and v2["bit_exact"] and v2["inputs"].startswith("random integer collages")
     assert r2["parts"]["later"]["io"]["input"]["scale"] == later["input"]["scale"]
-    assert r2["deploy"] == {"written": False, "why": "the later-net build stopped before step_driver_settings"}
+    assert r2["deploy"] == {"written": False, "why": "the later part build stopped before step_driver_settings"}
 
 
 def _finn_zynq_driver_shapes(merged_dir, finn_board: str) -> dict:
@@ -745,7 +758,7 @@ def test_build_fpga_lowers_a_quantized_sevnet_completely(tmp_path, capsys):
     qmodel = calibrated_for_board(create_model("sevnet_edge", img_size=32, frames=2).eval(), make_bits(8, act_bits=4))
     save_quant_checkpoint(tmp_path / "sev.pt", qmodel, [str(i) for i in range(10)])
     out = tmp_path / "b"
-    args = ["build-fpga", str(tmp_path / "sev.pt"), "--out", str(out), "--until", "generate_estimate_reports"]
+    args = ["build-fpga", str(tmp_path / "sev.pt"), "--out", str(out)]  # to code generation (no Vivado here)
     assert main(args) == 0, capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == "sevnet_edge" and report["bits"] == "W8A4" and report["part"] == "clip"
@@ -761,7 +774,6 @@ def test_build_fpga_lowers_a_quantized_sevnet_completely(tmp_path, capsys):
     # the weights alone (size-independent) fill the BRAM at W8: does not fit, and says what to try
     assert report["fits"] is False and [o["resource"] for o in report["overflow"]] == ["BRAM_18K"]
     assert any("--precision W4A4" in tip for tip in report["suggestions"])
-    assert report["deploy"]["written"] is False
     from qonnx.core.modelwrapper import ModelWrapper
 
     models = out / "clip" / "intermediate_models"
@@ -769,6 +781,67 @@ def test_build_fpga_lowers_a_quantized_sevnet_completely(tmp_path, capsys):
     assert all(n.domain.startswith("finn.custom_op.fpgadataflow") for n in partition.graph.node)
     assert partition.get_tensor_shape(partition.graph.input[0].name) == [1, 128, 32, 3]  # 2 frames, pitch 64, NHWC
     assert (out / "qonnx" / "clip.onnx").is_file()
+    _sevnet_clip_streams_and_deploys(out)
+
+
+def _sevnet_clip_streams_and_deploys(out) -> None:
+    """The clip accelerator streams (finn-sim: the verified HW graph on the last 2 frames per output, equal to the
+    QONNX model on the same stacked frames) and deploys (manifest ``stack``; the board host side through packed
+    buffers gives the same logits)."""
+    from vidconv_edge.assets import sample_video
+    from vidconv_edge.hw.reference import run_qonnx_float64
+    from vidconv_edge.stream import open_backend, run_stream
+    from vidconv_edge.stream.backends.finn_sim import HwGraph
+    from vidconv_edge.stream.backends.integer import stack_frames
+    from vidconv_edge.stream.backends.packing import pack, unpack
+    from vidconv_edge.stream.backends.pynq_backend import open_pynq
+
+    manifest = json.loads((out / "deploy" / "manifest.json").read_text())
+    assert list(manifest["parts"]) == ["clip"] and manifest["parts"]["clip"]["per"] == "clip"
+    assert manifest["stack"]["pitch"] == 64 and manifest["stack"]["rows"] == 32 and "collage" not in manifest
+    assert "stacked along H with a pitch of 64 rows" in (out / "deploy" / "README.md").read_text()
+
+    sim = open_backend(out, "finn-sim")
+    assert sim.whole_clip and sim.input_spec.frames == 2
+    preds: list = []
+    summary = run_stream(sample_video(), sim, stride=40, progress=False, on_prediction=preds.append)
+    assert summary["outputs"] == len(preds) >= 2 and summary["clip_ms_p50"] > 0
+    with pytest.raises(UserError, match="runs the whole clip for every output already"):
+        run_stream(sample_video(), sim, recompute=True, progress=False)
+    scale = manifest["parts"]["clip"]["output"]["scale"]
+    frames = _preprocessed_frames(sim.input_spec, [preds[0].frame - 1, preds[0].frame])  # raw pixels, (2, 3, S, S)
+    stacked = stack_frames(frames.transpose(0, 2, 3, 1), 64).transpose(0, 3, 1, 2)
+    reference = run_qonnx_float64(out / "qonnx" / "clip.onnx", stacked)
+    assert np.array_equal(np.rint(reference / scale), np.rint(preds[0].logits / scale)[None])
+
+    io = sim.bundle.parts["clip"]
+    graph = HwGraph(io.graph)
+
+    def device(part):  # the board's DMA transfer: packed bytes through the verified HW graph
+        def run(packed):
+            x = unpack(packed.reshape(*io.input.folded_shape[:-1], -1), io.input.datatype, io.input.folded_shape[-1])
+            return pack(graph(x.reshape(io.input.shape)).reshape(io.output.folded_shape), io.output.datatype)
+
+        return run
+
+    board = open_pynq(out / "deploy", open_device=device)
+    assert board.name == "pynq" and board.whole_clip
+    on_board: list = []
+    run_stream(sample_video(), board, stride=40, progress=False, on_prediction=on_board.append)
+    assert [p.frame for p in on_board] == [p.frame for p in preds]
+    assert all(np.array_equal(a.logits, b.logits) for a, b in zip(on_board, preds))
+
+
+def _preprocessed_frames(spec, indices: list[int]) -> np.ndarray:
+    """Frames ``indices`` of the sample video as the stream's preprocessing gives them (raw pixel values)."""
+    from vidconv_edge.assets import sample_video
+    from vidconv_edge.stream.preprocess import Preprocessor
+    from vidconv_edge.stream.sources import open_source
+
+    prep, src = Preprocessor(spec), open_source(sample_video())
+    src.open()
+    frames = {f.index: prep(f.image) for f in src.frames() if f.index in indices}
+    return np.stack([frames[i] for i in indices])
 
 
 def test_build_fpga_refuses_squeeze_excitation_with_the_reason(tmp_path, capsys):

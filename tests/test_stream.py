@@ -183,9 +183,30 @@ def test_engine_rejects_bad_settings():
         StreamEngine(backend, stride=0)
 
 
-def test_non_streaming_model_is_refused():
-    with pytest.raises(UserError, match="cannot stream"):
-        TorchBackend(create_model("sevnet_edge"))
+def test_model_without_the_split_streams_the_whole_window(video):
+    """SEVNet has no early/later split: every output runs the model on the last L frames (no feature buffer),
+    equal to the model on those frames; --recompute (buffer vs whole clip) has nothing to check and is refused."""
+    model = create_model("sevnet_edge", img_size=32, frames=4, num_classes=5).eval()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+        model.fc.weight.mul_(100.0)  # O(1) logits: a 1e-5 tolerance then means something
+    backend = TorchBackend(model, CLASSES)
+    assert backend.whole_clip
+    preds: list = []
+    summary = run_stream(video, backend, stride=3, progress=False, on_prediction=preds.append)
+    assert [p.frame for p in preds] == [3, 6, 9, 12, 15] and summary["outputs"] == 5 and summary["clip_ms_p50"] > 0
+    prep = Preprocessor(backend.input_spec)
+    x = np.stack([prep(f) for f in decoded(video)])
+    with torch.no_grad():
+        for p in preds:
+            ref = model(torch.from_numpy(x[None, p.frame - 3 : p.frame + 1])).numpy()[0]
+            assert np.abs(ref).max() > 0.1 and np.abs(p.logits - ref).max() <= 1e-5
+    with pytest.raises(UserError, match="runs the whole clip for every output already"):
+        StreamEngine(backend, recompute=True)
 
 
 # -- run_stream on a real video -----------------------------------------------------------------

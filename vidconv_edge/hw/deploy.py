@@ -49,6 +49,12 @@ Layout::
       "missing": [{"file": "early/finn-accel.bit", "why": "..."}]   # empty when complete
     }
 
+A whole-clip model (SEVNet's FPGA form, ``build-fpga --part clip``) has one part, ``clip`` (``"per": "clip"``,
+input ``[1, frames*pitch, size, 3]`` uint8 NHWC, output the logits), no ``collage``, and instead::
+
+      "stack": {"frames": 8, "rows": 96, "pitch": 128, "shape": [1, 1024, 96, 3],
+                "order": "frame i of the window (oldest first) at rows i*pitch .. i*pitch + rows - 1; the other rows 0"}
+
 Streams are integers of a FINN datatype in the given layout (the driver packs ``folded_shape`` into
 ``packed_shape`` bytes). The early-net runs once per frame; the later-net once per window of the last
 ``frames`` early-net outputs laid out by ``collage``. An FPGA holds one bitstream at a time, so with both
@@ -72,11 +78,15 @@ FORMAT, VERSION = "vidconv-edge-deploy", 1
 MANIFEST, README = "manifest.json", "README.md"
 BITFILE, HWH, XCLBIN, SETTINGS = "finn-accel.bit", "finn-accel.hwh", "finn-accel.xclbin", "settings.json"
 MERGED = "merged"  # the bundle folder (and build folder) of the one design holding both parts
+CLIP = "clip"  # the one part of a whole-clip accelerator (SEVNet's FPGA form): stacked clip in, logits out
+PER = {"early": "frame", "later": "collage", CLIP: "clip"}  # what one accelerator call processes
 STREAM_WHAT = {
     ("early", "input"): "RGB pixels 0..255 of one frame",
     ("early", "output"): "early-net features of that frame",
     ("later", "input"): "collage of the last L early-net outputs",
     ("later", "output"): "logits (quantized)",
+    (CLIP, "input"): "RGB pixels 0..255 of the last L frames, stacked along H (see stack)",
+    (CLIP, "output"): "logits (quantized)",
 }
 
 
@@ -131,12 +141,13 @@ def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path
         "frames": src.frames, "size": src.img_size, "layout": list(src.layout),
         "input_spec": {
             "frames": src.frames, "size": src.img_size, "layout": list(src.layout), "color": "RGB", "dtype": "uint8",
-            "normalization": "folded into the early-net's first layer: feed raw pixels 0..255",
+            "normalization": "folded into the first layer: feed raw pixels 0..255",
             "float_mean": src.float_spec.get("mean"), "float_std": src.float_spec.get("std"),
         },
         "board": {**{k: report["board_info"][k] for k in ("name", "part", "shell_flow")}, "clock_ns": report["clock_ns"]},
-        "placement": {"early": placement.get("early_net", "fabric"), "later": placement.get("later_net", "fabric"),
-                      "why": placement.get("why", "")},
+        "placement": ({CLIP: "fabric", "why": "one accelerator runs the whole clip"} if CLIP in report["parts"] else
+                      {"early": placement.get("early_net", "fabric"), "later": placement.get("later_net", "fabric"),
+                       "why": placement.get("why", "")}),
         "parts": {}, "dequantize": "real value = scale * (integer - zero_point)",
         "estimated_fps": report.get("estimated_fps"), "fits": report.get("fits"), "verified": report.get("verified"),
         "missing": [],
@@ -149,9 +160,9 @@ def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path
                                              "outputs": list(report["parts"])}}  # fmt: skip
     for name, part in report["parts"].items():
         fmt = src.part_formats.get(name, {})
-        runs_on = manifest["placement"]["later" if name == "later" else "early"]
+        runs_on = manifest["placement"]["later" if name == "later" else name]
         entry = {
-            "runs_on": "arm" if runs_on == "arm" else "fabric", "per": "frame" if name == "early" else "collage",
+            "runs_on": "arm" if runs_on == "arm" else "fabric", "per": PER[name],
             "input": _stream(part, "input", name, fmt.get("input", {})),
             "output": _stream(part, "output", name, fmt.get("output", {})),
             "estimated_fps": part.get("estimated_fps"), "verified": part.get("verified"),
@@ -160,7 +171,7 @@ def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path
             rel = f"{name}/{name}.qonnx.onnx"
             files[rel] = src.parts[name].qonnx
             entry.update(onnx=rel, onnx_format="qonnx", bitfile=None, hwh=None, driver_settings=None)
-        elif merged and manifest["placement"]["later"] == "arm":
+        elif merged and manifest["placement"].get("later") == "arm":
             # the merged design holds both pipelines and does not fit: the early-net needs its own build
             entry.update(bitfile=None, hwh=None, driver_settings=None)
             why = "the merged design does not fit; the early-net alone does: rebuild with --part early"
@@ -185,6 +196,12 @@ def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path
                 "layout": list(src.layout), "tile": out[1:3], "shape": [1, h * out[1], w * out[2], out[3]],
                 "order": "frame i of the window (oldest first) at tile row i // w, column i % w",
             }  # fmt: skip
+    if CLIP in manifest["parts"]:
+        shape = manifest["parts"][CLIP]["input"]["shape"]
+        manifest["stack"] = {
+            "frames": src.frames, "rows": src.img_size, "pitch": shape[1] // src.frames, "shape": shape,
+            "order": "frame i of the window (oldest first) at rows i*pitch .. i*pitch + rows - 1; the other rows 0",
+        }  # fmt: skip
     return manifest, files
 
 
@@ -196,13 +213,25 @@ def _accelerator_dirs(manifest: dict) -> list[str]:
 
 def readme(manifest: dict) -> str:
     """The steps on the board, for this bundle."""
-    parts = manifest["parts"]
+    parts, stack = manifest["parts"], manifest.get("stack")
+    if stack:
+        what = (f"Streaming video classification: one accelerator runs the whole window of the last {stack['frames']} "
+                f"frames, stacked along H with a pitch of {stack['pitch']} rows ({stack['rows']} frame rows, then "
+                "zeros), once per output.")  # fmt: skip
+        feed = (f"the last {stack['frames']} raw uint8 RGB frames resized/cropped to {manifest['size']}x"
+                f"{manifest['size']} are stacked as `stack` in `manifest.json` says and run on the accelerator every "
+                "`--stride` frames, logits = scale * integers.")  # fmt: skip
+    else:
+        what = (f"Streaming video classification: the early-net runs once per frame, the later-net once per window "
+                f"of the last {manifest['frames']} early-net outputs laid out as a {manifest['layout'][0]}x"
+                f"{manifest['layout'][1]} collage.")  # fmt: skip
+        feed = (f"raw uint8 RGB frames resized/cropped to {manifest['size']}x{manifest['size']} go to the early-net, "
+                f"its integer outputs fill a ring of {manifest['frames']}, their collage goes to the later-net, "
+                "logits = scale * integers.")  # fmt: skip
     lines = [
         f"# {manifest['model']} ({manifest['bits']}) on {manifest['board']['name']}",
         "",
-        f"Streaming video classification: the early-net runs once per frame, the later-net once per window of the "
-        f"last {manifest['frames']} early-net outputs laid out as a {manifest['layout'][0]}x{manifest['layout'][1]} "
-        f"collage. Classes: {', '.join(manifest['class_names'])}.",
+        f"{what} Classes: {', '.join(manifest['class_names'])}.",
         "",
         "| part | runs on | input | output | est. /s | verified |",
         "|---|---|---|---|---|---|",
@@ -231,22 +260,23 @@ def readme(manifest: dict) -> str:
         + "; ".join(f"`finn-plus-driver -b {d}/finn-accel.bit -s {d}/settings.json -f throughput_test`"
                     for d in _accelerator_dirs(manifest)) + ".",  # fmt: skip
         "4. Stream: `vidconv-edge stream ~/vidconv/deploy --source frames/ --jsonl out.jsonl` (backend `pynq`, "
-        "from `manifest.json`; or `examples/board_stream_demo.py --deploy deploy/`): raw uint8 RGB frames "
-        f"resized/cropped to {manifest['size']}x{manifest['size']} go to the early-net, its integer outputs fill a "
-        f"ring of {manifest['frames']}, their collage goes to the later-net, logits = scale * integers.",
+        "from `manifest.json`; or `examples/board_stream_demo.py --deploy deploy/`): " + feed,
         "",
-        "## Both parts on the fabric",
-        "",
-        *(
-            ["Both parts are ONE design (`merged/`): two independent dataflow pipelines in one bitstream, one "
-             "finn-plus-driver settings file with two input and two output DMAs (input/output 0 = early-net, "
-             "1 = later-net, `input_index`/`output_index` in `manifest.json`)."]
+    ]
+    if not stack:
+        lines += [
+            "## Both parts on the fabric",
+            "",
+            "Both parts are ONE design (`merged/`): two independent dataflow pipelines in one bitstream, one "
+            "finn-plus-driver settings file with two input and two output DMAs (input/output 0 = early-net, "
+            "1 = later-net, `input_index`/`output_index` in `manifest.json`)."
             if "accelerators" in manifest else
-            ["An FPGA holds one bitstream at a time: flashing a second bitfile replaces the first. Both parts "
-             "on the fabric need one design holding both (`--part both`, the default); otherwise the early-net "
-             "runs on the fabric and the later-net on the ARM cores (`--part early` builds, placement `arm`)."]
-        ),  # fmt: skip
-        "",
+            "An FPGA holds one bitstream at a time: flashing a second bitfile replaces the first. Both parts "
+            "on the fabric need one design holding both (`--part both`, the default); otherwise the early-net "
+            "runs on the fabric and the later-net on the ARM cores (`--part early` builds, placement `arm`).",
+            "",
+        ]  # fmt: skip
+    lines += [
         "`manifest.json` holds the shapes, datatypes, folded/packed shapes and scales; its format is documented "
         "in `vidconv_edge/hw/deploy.py`.",
     ]

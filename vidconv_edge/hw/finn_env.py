@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,10 +22,17 @@ def finn_environment(out_dir: str | os.PathLike) -> dict[str, str]:
 
 
 def apply_finn_environment(out_dir: str | os.PathLike) -> dict[str, str]:
-    """Set (and create) FINN's environment for ``out_dir``; returns it."""
+    """Set (and create) FINN's environment for ``out_dir``; returns it.
+
+    FINN reads the environment into a process-wide settings object once, at its first use: without a reset, a
+    second build in the same process (benchmarks/fpga.py, API users) wrote its generated code into the first
+    build's ``finn_tmp``. The cached object is dropped, so FINN rebuilds it from this environment."""
     env = finn_environment(out_dir)
     Path(env["FINN_BUILD_DIR"]).mkdir(parents=True, exist_ok=True)
     os.environ.update(env)
+    settings = sys.modules.get("finn.util.settings")
+    if settings is not None:
+        settings._SETTINGS = None
     return env
 
 

@@ -226,17 +226,13 @@ def deploy_bundle(report: dict, src, out: Path) -> dict:
     def has_settings(result: dict) -> bool:
         return any(s["step"] == "step_driver_settings" for s in result["steps"])
 
-    from vidconv_edge.hw.source import CLIP
-
-    if CLIP in report["parts"]:
-        return {"written": False, "why": "no streaming deployment for a whole-clip accelerator yet (SEVNet)"}
     if report.get("design") == "merged":
         if not has_settings(report.get("merged", {"steps": []})):
             return {"written": False, "why": "the merged design's build stopped before step_driver_settings"}
     else:
         short = [n for n, p in report["parts"].items() if not has_settings(p)]
         if short:
-            return {"written": False, "why": f"the {', '.join(short)}-net build stopped before step_driver_settings"}
+            return {"written": False, "why": f"the {', '.join(short)} part build stopped before step_driver_settings"}
     path = write_deploy_bundle(report, src, out)
     return {"written": True, "path": str(path), "missing": load_deploy_manifest(path)["missing"]}
 
@@ -289,7 +285,7 @@ def build_fpga(
     out.mkdir(parents=True, exist_ok=True)
     apply_finn_environment(out)
     t0 = time.perf_counter()
-    log(f"preparing {part} part(s): QONNX export and reference outputs on a video clip")
+    log(f"preparing the model (--part {part}): QONNX export and reference outputs on a video clip")
     src = prepare_source(source, b, out, part, verify_samples, video, data, qat_epochs, log, precision)
     if CLIP in src.parts:  # a whole-clip model: one accelerator, nothing to merge
         part = CLIP

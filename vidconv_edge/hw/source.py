@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from vidconv_edge.errors import UserError
+from vidconv_edge.hw.deploy import CLIP
 
 PARTS = ("early", "later")
-CLIP = "clip"  # the one accelerator of a whole-clip model (SEVNet's FPGA form): stacked clip in, logits out
 
 
 @dataclass

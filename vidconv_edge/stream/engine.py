@@ -64,6 +64,8 @@ class StreamEngine:
     then the first frame repeated, followed by the frames seen so far).
     With ``recompute``, each output also runs the whole model on the same L frames and records the
     maximum absolute difference of the logits (the exactness check; slow by design).
+    A ``whole_clip`` backend (a model without an early/later split, e.g. SEVNet's FPGA accelerator) has no
+    feature buffer: the ring holds the last L frames and each output runs the whole model on them.
     """
 
     def __init__(self, backend: Backend, stride: int = 1, pad: str = "none", topk: int = 5, recompute: bool = False):
@@ -73,10 +75,16 @@ class StreamEngine:
             raise UserError(f"unknown pad policy '{pad}': choose one of {', '.join(PAD_POLICIES)}")
         if topk < 1:
             raise UserError(f"--topk must be >= 1, got {topk}")
+        self.whole_clip = bool(getattr(backend, "whole_clip", False))
+        if recompute and self.whole_clip:
+            raise UserError(
+                f"--recompute checks the early-net frame buffer against the whole clip; '{backend.model_name}' runs "
+                "the whole clip for every output already (no frame buffer to check)"
+            )
         self.backend, self.stride, self.pad, self.recompute = backend, stride, pad, recompute
         self.topk = min(topk, len(backend.class_names))
         self.length = backend.input_spec.frames
-        self.layout = tuple(backend.input_spec.layout)
+        self.layout = None if self.whole_clip else tuple(backend.input_spec.layout)
         self.feats = FrameRing(self.length)
         self.frames = FrameRing(self.length) if recompute else None  # inputs, for the reference
         self._collage: Collage | None = None  # the later-net's input, reused every output
@@ -92,9 +100,12 @@ class StreamEngine:
 
     def push(self, frame: np.ndarray, index: int, time_s: float) -> Prediction | None:
         """Feed one normalised frame (3, S, S) float32; returns a prediction on output steps."""
-        t0 = time.perf_counter()
-        feat = self.backend.early(frame[None])[0]
-        self.timings.early.append((time.perf_counter() - t0) * 1e3)
+        if self.whole_clip:
+            feat = frame
+        else:
+            t0 = time.perf_counter()
+            feat = self.backend.early(frame[None])[0]
+            self.timings.early.append((time.perf_counter() - t0) * 1e3)
         first = self.pushed == 0
         self.pushed += 1
         if first and self.pad == "first":
@@ -112,12 +123,19 @@ class StreamEngine:
         if (self.pushed - self._ready_at) % self.stride:
             return None
         t0 = time.perf_counter()
+        if self.whole_clip:
+            logits = self.backend.full(self.feats.window()[None])[0]
+            self.timings.full.append((time.perf_counter() - t0) * 1e3)
+            return self._prediction(index, time_s, logits, None)
         if self._collage is None:
             self._collage = Collage(feat.shape, feat.dtype, self.layout, self.backend.channels_last)
         self.feats.window_into(self._collage.tiles)
         logits = self.backend.later(self._collage.array)[0]
         self.timings.later.append((time.perf_counter() - t0) * 1e3)
         diff = self._check(logits) if self.recompute else None
+        return self._prediction(index, time_s, logits, diff)
+
+    def _prediction(self, index: int, time_s: float, logits: np.ndarray, diff: float | None) -> Prediction:
         probs = softmax(logits.astype(np.float64))
         order = np.argsort(-probs)[: self.topk]
         top = [(self.backend.class_names[i], round(float(probs[i]), 6)) for i in order]

@@ -128,6 +128,13 @@ def _progress_bar(enabled: bool, src: Source):
 
 
 def _engine_stats(engine: StreamEngine, frames_in: int, elapsed: float) -> dict:
+    if engine.whole_clip:
+        clip = Timings.percentiles(engine.timings.full)
+        return {
+            "outputs": len(engine.timings.full), "stride": engine.stride, "pad": engine.pad,
+            "fps": round(frames_in / elapsed, 2) if elapsed > 0 else None,
+            "clip_ms_p50": clip[0], "clip_ms_p95": clip[1],
+        }  # fmt: skip
     early = Timings.percentiles(engine.timings.early)
     later = Timings.percentiles(engine.timings.later)
     stats = {

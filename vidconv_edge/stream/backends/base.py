@@ -19,7 +19,8 @@ class Backend(Protocol):
     - ``later(collage (1, C, h*h', w*w')) -> (1, num_classes)`` logits (collage NHWC when ``channels_last``),
     - ``full(clip (1, L, 3, S, S)) -> (1, num_classes)``: the whole model, the reference for ``--recompute``.
 
-    Inputs are float32, already resized and normalised as ``input_spec`` says.
+    Inputs are float32, already resized and normalised as ``input_spec`` says. A ``whole_clip`` backend (a model
+    without the split: SEVNet's whole-clip accelerator) implements ``full`` only; the engine then buffers frames.
     """
 
     name: str
@@ -27,6 +28,7 @@ class Backend(Protocol):
     input_spec: InputSpec
     class_names: list[str]
     channels_last: bool
+    whole_clip: bool
 
     def early(self, frames: np.ndarray) -> np.ndarray: ...
 

@@ -4,6 +4,7 @@ Two sources, one :class:`FpgaBundle`:
 
 - :func:`load_build`: a ``vidconv-edge build-fpga`` output folder (``report.json``, ``qonnx/*.onnx``, the
   HW-layer graphs under ``<part>/intermediate_models``), for ``finn-sim`` on the build machine;
+  the parts are ``early`` and ``later``, or the one ``clip`` part of a whole-clip model (SEVNet);
 - :func:`load_manifest`: the deploy bundle's ``manifest.json`` (format ``vidconv-edge-deploy``, documented in
   ``vidconv_edge/hw/deploy.py``), for ``pynq`` on the board (no torch, no FINN). Read here: ``frames``,
   ``size``, ``layout`` (or the same in ``input_spec``), ``class_names``, ``model``, ``missing`` and per part
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidconv_edge.errors import UserError
+from vidconv_edge.hw.deploy import CLIP
 from vidconv_edge.spec import InputSpec
 from vidconv_edge.stream.backends.packing import parse_datatype
 
@@ -113,7 +115,7 @@ def load_manifest(path: str | os.PathLike) -> FpgaBundle:
         size = int(m.get("size", spec.get("size")))
         layout = tuple(int(v) for v in m.get("layout", spec.get("layout")))
         parts = {}
-        for name in PARTS:
+        for name in (CLIP,) if CLIP in m["parts"] else PARTS:
             d = m["parts"][name]
             path_of = {k: p.parent / d[k] if d.get(k) else None for k in ("bitfile", "driver_settings", "onnx")}
             parts[name] = PartSpec(
@@ -143,6 +145,10 @@ def _graph_streams(graph: Path, folded_from: Path) -> tuple[StreamIO, StreamIO]:
     )
 
 
+def _label(part: str) -> str:
+    return "the clip accelerator" if part == CLIP else f"the {part}-net"
+
+
 def load_build(path: str | os.PathLike) -> FpgaBundle:
     """A build-fpga output folder with both parts built at least to the python verification step."""
     from vidconv_edge.export.onnx import read_metadata
@@ -156,16 +162,17 @@ def load_build(path: str | os.PathLike) -> FpgaBundle:
             f"later parts); got {got}. Build one with `vidconv-edge build-fpga --out DIR` and pass DIR"
         )
     report = _read_json(folder / "report.json", "build report")
+    names = (CLIP,) if CLIP in report.get("parts", {}) else PARTS
     graphs = {}
-    for name in PARTS:
+    for name in names:
         found = sorted((folder / name / "intermediate_models").glob("[0-9]*_step_*.onnx"))
         if name not in report.get("parts", {}) or not any(g.match(VERIFY_GRAPH) for g in found):
             raise UserError(
-                f"{folder}: the {name}-net was not built up to the python verification of its HW graph "
+                f"{folder}: {_label(name)} was not built up to the python verification of its HW graph "
                 "(build with --part both, and --until at or after verify_hw_python)"
             )
         graphs[name] = found
-    meta = read_metadata(folder / "qonnx" / "early.onnx")
+    meta = read_metadata(folder / "qonnx" / f"{names[0]}.onnx")
     spec = meta["input_spec"]
     prepare_finn()
     import finn.custom_op.fpgadataflow  # noqa: F401  (registers FINN's HW ops with qonnx)
@@ -174,12 +181,12 @@ def load_build(path: str | os.PathLike) -> FpgaBundle:
     for name, found in graphs.items():
         part = report["parts"][name]
         if not part.get("verified"):
-            log.warning("%s: the %s-net HW graph was NOT verified bit-exact by the build", folder, name)
+            log.warning("%s: %s HW graph was NOT verified bit-exact by the build", folder, _label(name))
         verified = next(g for g in found if g.match(VERIFY_GRAPH))
         sin, sout = _graph_streams(verified, found[-1])
         sin.scale, sout.scale = float(part["io"]["input"]["scale"]), float(part["io"]["output"]["scale"])
         parts[name] = PartSpec(name, sin, sout, graph=verified)
     return FpgaBundle(
         folder, str(report.get("model", meta["model"])), [str(c) for c in meta["class_names"]],
-        int(spec["frames"]), int(spec["size"]), tuple(spec["layout"]), parts,
+        int(spec["frames"]), int(spec["size"]), tuple(spec.get("layout") or (1, 1)), parts,
     )  # fmt: skip

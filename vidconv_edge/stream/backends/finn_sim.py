@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vidconv_edge.stream.backends.bundle import load_build
-from vidconv_edge.stream.backends.integer import IntegerBackend
+from vidconv_edge.stream.backends.bundle import CLIP, load_build
+from vidconv_edge.stream.backends.integer import ClipBackend, IntegerBackend
 
 
 class HwGraph:
@@ -37,8 +37,10 @@ class HwGraph:
             return execute_onnx(self.model, {self.input: np.asarray(x, dtype=np.float32)})[self.output]
 
 
-def open_finn_sim(path: str | os.PathLike | None) -> IntegerBackend:
+def open_finn_sim(path: str | os.PathLike | None) -> IntegerBackend | ClipBackend:
     bundle = load_build(path)
+    if CLIP in bundle.parts:
+        return ClipBackend("finn-sim", bundle, HwGraph(bundle.parts[CLIP].graph))
     return IntegerBackend(
         "finn-sim", bundle, HwGraph(bundle.parts["early"].graph), HwGraph(bundle.parts["later"].graph)
     )

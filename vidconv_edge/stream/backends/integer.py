@@ -61,6 +61,7 @@ class IntegerBackend:
     """
 
     channels_last = True
+    whole_clip = False
 
     def __init__(self, name: str, bundle: FpgaBundle, early: Accelerator, later: Accelerator):
         self.name, self.bundle = name, bundle
@@ -83,3 +84,41 @@ class IntegerBackend:
     def full(self, clip: np.ndarray) -> np.ndarray:
         feats = self.early(clip[0])
         return self.later(collage(feats, self.input_spec.layout, channels_last=True))
+
+
+def stack_frames(frames: np.ndarray, pitch: int) -> np.ndarray:
+    """(L, S, S, C) frames -> (1, L*pitch, S, C): stacked along H, each followed by ``pitch - S`` zero rows
+    (the input layout of SEVNet's FPGA form, ``quant.sevnet_fpga``)."""
+    n, s, w, c = frames.shape
+    out = np.zeros((1, n, pitch, w, c), dtype=frames.dtype)
+    out[0, :, :s] = frames
+    return out.reshape(1, n * pitch, w, c)
+
+
+class ClipBackend:
+    """The :class:`~vidconv_edge.stream.backends.base.Backend` of a whole-clip accelerator (``clip`` part:
+    SEVNet's FPGA form). No frame buffer of features: each output runs the accelerator on the last L frames,
+    stacked along H with the bundle's pitch as uint8 NHWC; its integer logits times the output scale."""
+
+    channels_last = True
+    whole_clip = True
+
+    def __init__(self, name: str, bundle: FpgaBundle, clip: Accelerator):
+        self.name, self.bundle = name, bundle
+        self.model_name = bundle.model_name
+        self.input_spec = bundle.input_spec
+        self._io = bundle.parts["clip"]
+        n_out = self._io.output.shape[-1]
+        self.class_names = bundle.class_names if len(bundle.class_names) == n_out else [str(i) for i in range(n_out)]
+        self._clip, self._pitch = clip, int(self._io.input.shape[1]) // bundle.frames
+        self._scale = np.float32(self._io.output.scale)
+
+    def early(self, frames: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("a whole-clip accelerator has no early-net")
+
+    def later(self, collage: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("a whole-clip accelerator has no later-net")
+
+    def full(self, clip: np.ndarray) -> np.ndarray:
+        x = stack_frames(to_stream(clip[0].transpose(0, 2, 3, 1), self._io.input), self._pitch)
+        return self._clip(x).astype(np.float32).reshape(1, -1) * self._scale

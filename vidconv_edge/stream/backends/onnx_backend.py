@@ -45,6 +45,7 @@ class OnnxBackend:
 
     name = "onnxruntime"
     channels_last = False
+    whole_clip = False
 
     def __init__(self, path: str | os.PathLike, threads: int = 0):
         import onnxruntime as ort

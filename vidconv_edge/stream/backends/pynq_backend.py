@@ -16,8 +16,8 @@ import os
 import numpy as np
 
 from vidconv_edge.errors import UserError
-from vidconv_edge.stream.backends.bundle import FpgaBundle, PartSpec, load_manifest
-from vidconv_edge.stream.backends.integer import IntegerBackend, PackedAccelerator
+from vidconv_edge.stream.backends.bundle import CLIP, FpgaBundle, PartSpec, load_manifest
+from vidconv_edge.stream.backends.integer import ClipBackend, IntegerBackend, PackedAccelerator
 
 
 class DmaDevice:
@@ -80,7 +80,7 @@ def open_overlay(part: PartSpec, download: bool, missing: list[str]):
     return get_driver_class(info["driver_type"])(str(part.bitfile), download=download, **info)
 
 
-def open_pynq(path: str | os.PathLike | None, open_device=None) -> IntegerBackend:
+def open_pynq(path: str | os.PathLike | None, open_device=None) -> IntegerBackend | ClipBackend:
     """The board backend for the deploy bundle at ``path``. ``open_device(part) -> Device`` replaces the
     DMA driver (tests run the host side against a simulated device)."""
     if path is None:
@@ -114,4 +114,6 @@ def open_pynq(path: str | os.PathLike | None, open_device=None) -> IntegerBacken
         name: QonnxOnCpu(part) if part.runs_on == "arm" else PackedAccelerator(part, open_device(part))
         for name, part in bundle.parts.items()
     }
+    if CLIP in run:
+        return ClipBackend("pynq", bundle, run[CLIP])
     return IntegerBackend("pynq", bundle, run["early"], run["later"])

@@ -8,34 +8,33 @@ import warnings
 import numpy as np
 import torch
 
-from vidconv_edge.errors import UserError
 from vidconv_edge.models.base import InputSpec, VideoClassifier
 
 
 class TorchBackend:
     """Runs ``forward_early`` / ``forward_later`` / ``forward`` of a streaming-capable model: a float model traced
     and frozen with TorchScript (:func:`freeze_parts`; the weights at construction are the ones used), a quantized
-    (Brevitas) model as it is."""
+    (Brevitas) model as it is. A model without the early/later split (SEVNet) streams ``whole_clip``: its
+    ``forward`` on the last L frames for every output."""
 
     name = "torch"
     # the model runs in channels_last memory format (oneDNN's native layout: no reorder around every
     # conv; ~8% less time per streamed frame at batch 1), so its maps and the collage are NHWC arrays
     channels_last = True
+    whole_clip = False
 
     def __init__(self, model: VideoClassifier, class_names: list[str] | None = None):
-        if not getattr(model, "supports_streaming", False):
-            raise UserError(
-                f"model '{model.name}' cannot stream: it has no early-net/later-net split (only VidConv models do)"
-            )
+        self.whole_clip = not getattr(model, "supports_streaming", False)
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.model_name = model.name
         spec = model.input_spec
-        self.input_spec = InputSpec(spec.frames, spec.size, tuple(spec.mean), tuple(spec.std), tuple(spec.layout))
+        layout = tuple(spec.layout) if spec.layout is not None else None
+        self.input_spec = InputSpec(spec.frames, spec.size, tuple(spec.mean), tuple(spec.std), layout)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(model.num_classes)]
         from vidconv_edge.quant.model import is_quant_model
 
         # Brevitas models run eagerly (their quantizers do not trace); float models are frozen TorchScript
-        self.net = self.model if is_quant_model(self.model) else freeze_parts(self.model)
+        self.net = self.model if is_quant_model(self.model) or self.whole_clip else freeze_parts(self.model)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike) -> "TorchBackend":
