@@ -111,6 +111,20 @@ class MasksToElementwiseMul(Transformation):
         return model, False
 
 
+def _swap_with_mask(model: ModelWrapper, first, second, mask, shape: list[int]) -> None:
+    """``first -> second`` (a layout Transpose and the ``mask``, either order) ==> ``second -> first``, the mask's
+    constant in NHWC (where it now sits); ``shape``: the tensor between the two afterwards."""
+    x, mid, out = first.input[0], first.output[0], second.output[0]
+    const = np.transpose(model.get_initializer(mask.input[1]), TO_NHWC)
+    _set_mask_const(model, mask, const)
+    second.input[0], second.output[0] = x, mid
+    first.input[0], first.output[0] = mid, out
+    model.set_tensor_shape(mid, shape)
+    model.set_tensor_datatype(mid, model.get_tensor_datatype(x))
+    _set_shapes(mask, shape, list(const.shape))
+    _move_before(model, second, first)
+
+
 class MoveTransposeBeforeMask(Transformation):
     """``mask -> Transpose(to NHWC)``  ==>  ``Transpose -> mask`` (constant permuted)."""
 
@@ -121,16 +135,8 @@ class MoveTransposeBeforeMask(Transformation):
             em = model.find_producer(tr.input[0])
             if em is None or not is_mask_node(model, em) or len(model.find_consumers(em.output[0])) != 1:
                 continue
-            x, mid, out = em.input[0], em.output[0], tr.output[0]
-            const = np.transpose(model.get_initializer(em.input[1]), TO_NHWC)
-            _set_mask_const(model, em, const)
-            tr.input[0], tr.output[0] = x, mid
-            em.input[0], em.output[0] = mid, out
-            shape = [int(s) for s in np.array(model.get_tensor_shape(x))[TO_NHWC]]
-            model.set_tensor_shape(mid, shape)
-            model.set_tensor_datatype(mid, model.get_tensor_datatype(x))
-            _set_shapes(em, shape, list(const.shape))
-            _move_before(model, tr, em)
+            shape = [int(s) for s in np.array(model.get_tensor_shape(em.input[0]))[TO_NHWC]]
+            _swap_with_mask(model, em, tr, em, shape)
             return model.transform(InferShapes()), True
         return model, False
 
@@ -145,17 +151,7 @@ class MoveTransposePastMask(Transformation):
             after = model.find_consumers(tr.output[0]) or []
             if len(after) != 1 or not is_mask_node(model, after[0]):
                 continue
-            em = after[0]
-            x, mid, out = tr.input[0], tr.output[0], em.output[0]
-            const = np.transpose(model.get_initializer(em.input[1]), TO_NHWC)
-            _set_mask_const(model, em, const)
-            em.input[0], em.output[0] = x, mid
-            tr.input[0], tr.output[0] = mid, out
-            shape = model.get_tensor_shape(x)
-            model.set_tensor_shape(mid, shape)
-            model.set_tensor_datatype(mid, model.get_tensor_datatype(x))
-            _set_shapes(em, shape, list(const.shape))
-            _move_before(model, em, tr)
+            _swap_with_mask(model, tr, after[0], after[0], model.get_tensor_shape(tr.input[0]))
             return model.transform(InferShapes()), True
         return model, False
 
