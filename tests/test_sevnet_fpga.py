@@ -78,3 +78,19 @@ def test_fpga_form_refuses_other_models():
 
     with pytest.raises(UserError, match="has no FPGA form"):
         fpga_form(create_model("sevnet_edge", img_size=32))
+
+
+def test_export_cli_writes_the_fpga_form_as_qonnx(qsev, tmp_path, capsys):
+    import onnx
+
+    from vidconv_edge.cli import main
+    from vidconv_edge.quant.model import save_quant_checkpoint
+
+    save_quant_checkpoint(tmp_path / "q.pt", qsev, [str(i) for i in range(10)])
+    out = tmp_path / "fpga.onnx"
+    assert main(["export", str(tmp_path / "q.pt"), "--target", "qonnx", "--part", "fpga", "-o", str(out)]) == 0
+    graph = onnx.load(out).graph
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, 3, 4 * 64, 32]
+    assert "Reshape" not in {n.op_type for n in graph.node}  # one batch-1 tensor all the way
+    assert main(["export", str(tmp_path / "q.pt"), "--target", "onnx", "--part", "fpga", "-o", str(out)]) == 2
+    assert "use it with --target qonnx" in capsys.readouterr().err

@@ -18,7 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(a quantized checkpoint, or a float one with --calib-data)",
     )  # fmt: skip
     p.add_argument("-o", "--output", required=True, help="output .onnx file")
-    p.add_argument("--part", choices=("full", "early", "later"), default="full")
+    p.add_argument(
+        "--part", choices=("full", "early", "later", "fpga"), default="full",
+        help="full clip, VidConv's per-frame early-net or collage later-net, or (qonnx) a quantized SEVNet's "
+        "FPGA form: the clip stacked in one tensor, what build-fpga lowers",
+    )  # fmt: skip
     p.add_argument("--calib-data", help="qdq from a float model: dataset folder for ORT static calibration")
     p.add_argument("--calib-clips", type=int, default=8, help="clips used for calibration (default 8)")
     add_model_overrides(p)
@@ -66,6 +70,10 @@ def _export(args: argparse.Namespace) -> int:
 
     from vidconv_edge.export.onnx import export_onnx
 
+    if args.part == "fpga" and args.target != "qonnx":
+        from vidconv_edge.errors import UserError
+
+        raise UserError("--part fpga is the FINN form of a quantized SEVNet: use it with --target qonnx")
     model, class_names, origin = load_export_source(args)
     recipe = source_recipe(args.source)
     if args.target == "onnx":
