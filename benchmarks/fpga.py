@@ -93,8 +93,8 @@ def print_rows(rows: list[dict]) -> None:
     from rich.table import Table
 
     t = Table(title="edge models on FPGA boards (FINN estimates + stated margin)")
-    cols = ("model", "precision", "board", "LUT (use)", "BRAM18 (use)", "URAM (use)", "DSP (use)", "fits", "per part /s",
-            "pipeline fps", "limit ratio", "float top-1", "quant top-1", "verified", "build s")  # fmt: skip
+    cols = ("model", "precision", "board", "LUT (use)", "BRAM18 (use)", "URAM (use)", "DSP (use)", "fits",
+            "per part /s", "pipeline fps", "limit ratio", "float top-1", "quant top-1", "verified", "build s")  # fmt: skip
     for c in cols:
         t.add_column(c, justify="left" if c in ("model", "precision", "board", "per part /s") else "right")
     acc = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precisions", nargs="+", default=["W8A4", "W8A8"])
     p.add_argument("--widths", type=lambda s: tuple(int(x) for x in s.split(",")), default=(16, 32, 64, 128),
                    help="vic_edge stage widths")
-    p.add_argument("--checkpoint", help="float checkpoint of --model (default: the bundled vic_edge, or a seeded init)")
+    p.add_argument("--checkpoint",
+                   help="float checkpoint of --model (default: the bundled vic_edge, or a seeded init)")
     p.add_argument("--data", help="dataset folder for calibration and val top-1 (default: a generated synthetic set)")
     p.add_argument("--qat-epochs", type=int, default=0)
     p.add_argument("--target-fps", type=float, default=30.0)

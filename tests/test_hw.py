@@ -183,7 +183,8 @@ def _threshold_layer(channels: int, steps: int):
     node = helper.make_node("MultiThreshold", ["x", "t"], ["y"], domain="qonnx.custom_op.general",
                             out_dtype="UINT8", data_layout="NHWC")  # fmt: skip
     model = ModelWrapper(helper.make_model(helper.make_graph([node], "g", [x], [y])))
-    model.set_initializer("t", np.sort(np.random.default_rng(0).integers(-3000, 3000, (channels, steps)), 1).astype(np.float32))
+    thresholds = np.sort(np.random.default_rng(0).integers(-3000, 3000, (channels, steps)), 1)
+    model.set_initializer("t", thresholds.astype(np.float32))
     model.set_tensor_datatype("x", DataType["INT16"])
     model = model.transform(InferShapes()).transform(InferDataTypes())
     for name in ("x", "y"):
@@ -324,7 +325,8 @@ def test_thresholds_are_derived_in_float64(tmp_path):
     acc = np.array([[1542, 1543, 1544, 0]], dtype=np.float32)
     got = execute_onnx(hw, {hw.graph.input[0].name: acc})[hw.graph.output[0].name]
     expected = run_qonnx_float64(tmp_path / "q.onnx", acc)
-    assert (np.round(got / s_out) == [[2, 2, 3, 0]]).all() and np.array_equal(np.round(expected / s_out), [[2, 2, 3, 0]])
+    assert np.array_equal(np.round(got / s_out), [[2, 2, 3, 0]])
+    assert np.array_equal(np.round(expected / s_out), [[2, 2, 3, 0]])
 
 
 @pytest.fixture(scope="module")

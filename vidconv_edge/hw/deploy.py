@@ -80,6 +80,11 @@ BITFILE, HWH, XCLBIN, SETTINGS = "finn-accel.bit", "finn-accel.hwh", "finn-accel
 MERGED = "merged"  # the bundle folder (and build folder) of the one design holding both parts
 CLIP = "clip"  # the one part of a whole-clip accelerator (SEVNet's FPGA form): stacked clip in, logits out
 PER = {"early": "frame", "later": "collage", CLIP: "clip"}  # what one accelerator call processes
+
+
+def part_label(part: str) -> str:
+    """How messages name a part: "early-net", "later-net", "clip accelerator", "merged design"."""
+    return {CLIP: "clip accelerator", MERGED: "merged design"}.get(part, f"{part}-net")
 STREAM_WHAT = {
     ("early", "input"): "RGB pixels 0..255 of one frame",
     ("early", "output"): "early-net features of that frame",

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.hw.boards import get_board
+from vidconv_edge.hw.deploy import part_label
 from vidconv_edge.hw.vivado import ToolCheck, ToolMissing, boundary_message, check_step, needs_tools
 
 # (step name, module holding it: "finn" = finn.builder.build_dataflow_steps)
@@ -163,8 +164,7 @@ def run_steps(model, steps: list[tuple[str, str]], cfg, until: str, shell_flow: 
         result["steps"].append({"step": name, "seconds": seconds})
         model.save(str(inter / f"{i:02d}_{name}.onnx"))
         if name in PRODUCTS:
-            what = "merged design" if cfg.part_name == "merged" else f"{cfg.part_name}-net"
-            result["produced"].append(f"{PRODUCTS[name]} ({what})")
+            result["produced"].append(f"{PRODUCTS[name]} ({part_label(cfg.part_name)})")
         if name == until:
             break
     return model, result

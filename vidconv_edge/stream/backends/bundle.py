@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidconv_edge.errors import UserError
-from vidconv_edge.hw.deploy import CLIP
+from vidconv_edge.hw.deploy import CLIP, part_label
 from vidconv_edge.spec import InputSpec
 from vidconv_edge.stream.backends.packing import parse_datatype
 
@@ -145,10 +145,6 @@ def _graph_streams(graph: Path, folded_from: Path) -> tuple[StreamIO, StreamIO]:
     )
 
 
-def _label(part: str) -> str:
-    return "the clip accelerator" if part == CLIP else f"the {part}-net"
-
-
 def load_build(path: str | os.PathLike) -> FpgaBundle:
     """A build-fpga output folder with both parts built at least to the python verification step."""
     from vidconv_edge.export.onnx import read_metadata
@@ -168,7 +164,7 @@ def load_build(path: str | os.PathLike) -> FpgaBundle:
         found = sorted((folder / name / "intermediate_models").glob("[0-9]*_step_*.onnx"))
         if name not in report.get("parts", {}) or not any(g.match(VERIFY_GRAPH) for g in found):
             raise UserError(
-                f"{folder}: {_label(name)} was not built up to the python verification of its HW graph "
+                f"{folder}: the {part_label(name)} was not built up to the python verification of its HW graph "
                 "(build with --part both, and --until at or after verify_hw_python)"
             )
         graphs[name] = found
@@ -181,7 +177,7 @@ def load_build(path: str | os.PathLike) -> FpgaBundle:
     for name, found in graphs.items():
         part = report["parts"][name]
         if not part.get("verified"):
-            log.warning("%s: %s HW graph was NOT verified bit-exact by the build", folder, _label(name))
+            log.warning("%s: the %s HW graph was NOT verified bit-exact by the build", folder, part_label(name))
         verified = next(g for g in found if g.match(VERIFY_GRAPH))
         sin, sout = _graph_streams(verified, found[-1])
         sin.scale, sout.scale = float(part["io"]["input"]["scale"]), float(part["io"]["output"]["scale"])

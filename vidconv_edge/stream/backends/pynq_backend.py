@@ -16,7 +16,8 @@ import os
 import numpy as np
 
 from vidconv_edge.errors import UserError
-from vidconv_edge.stream.backends.bundle import CLIP, FpgaBundle, PartSpec, load_manifest
+from vidconv_edge.hw.deploy import CLIP, part_label
+from vidconv_edge.stream.backends.bundle import FpgaBundle, PartSpec, load_manifest
 from vidconv_edge.stream.backends.integer import ClipBackend, IntegerBackend, PackedAccelerator
 
 
@@ -49,7 +50,9 @@ class QonnxOnCpu:
         from qonnx.core.modelwrapper import ModelWrapper
 
         if part.onnx is None or not part.onnx.is_file():
-            raise UserError(f"deploy bundle incomplete: the {part.name}-net's QONNX model ({part.onnx}) not found")
+            raise UserError(
+                f"deploy bundle incomplete: the {part_label(part.name)}'s QONNX model ({part.onnx}) not found"
+            )
         self.part, self.model = part, ModelWrapper(str(part.onnx))
         self.input, self.output = self.model.graph.input[0].name, self.model.graph.output[0].name
 
@@ -71,8 +74,8 @@ def open_overlay(part: PartSpec, download: bool, missing: list[str]):
         if f is None or not f.is_file():
             why = f" (the manifest lists as missing: {'; '.join(missing)})" if missing else ""
             raise UserError(
-                f"deploy bundle incomplete: the {part.name}-net's {what} {f or ''} not found{why}; bitfiles need a "
-                "build-fpga run with Vivado"
+                f"deploy bundle incomplete: the {part_label(part.name)}'s {what} {f or ''} not found{why}; "
+                "bitfiles need a build-fpga run with Vivado"
             )
     info = json.loads(part.driver_settings.read_text())["driver_information"]
     info.setdefault("runtime_weight_dir", str(part.driver_settings.parent / "runtime_weights"))
