@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from vidconv_edge.errors import UserError
 from vidconv_edge.stream.backends.bundle import FpgaBundle, PartSpec, StreamIO
 from vidconv_edge.stream.backends.packing import container_dtype, pack, parse_datatype, unpack
 from vidconv_edge.stream.ring import collage
@@ -114,10 +115,10 @@ class ClipBackend:
         self._scale = np.float32(self._io.output.scale)
 
     def early(self, frames: np.ndarray) -> np.ndarray:
-        raise NotImplementedError("a whole-clip accelerator has no early-net")
+        raise UserError(f"'{self.model_name}' runs as one clip accelerator: it has no early-net (use full)")
 
     def later(self, collage: np.ndarray) -> np.ndarray:
-        raise NotImplementedError("a whole-clip accelerator has no later-net")
+        raise UserError(f"'{self.model_name}' runs as one clip accelerator: it has no later-net (use full)")
 
     def full(self, clip: np.ndarray) -> np.ndarray:
         x = stack_frames(to_stream(clip[0].transpose(0, 2, 3, 1), self._io.input), self._pitch)
