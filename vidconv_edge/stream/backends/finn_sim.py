@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vidconv_edge.stream.backends.bundle import CLIP, load_build
+from vidconv_edge.hw.deploy import CLIP
+from vidconv_edge.stream.backends.bundle import load_build
 from vidconv_edge.stream.backends.integer import ClipBackend, IntegerBackend
 
 

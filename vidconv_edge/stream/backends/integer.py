@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from vidconv_edge.errors import UserError
+from vidconv_edge.hw.deploy import CLIP
 from vidconv_edge.stream.backends.bundle import FpgaBundle, PartSpec, StreamIO
 from vidconv_edge.stream.backends.packing import container_dtype, pack, parse_datatype, unpack
 from vidconv_edge.stream.ring import collage
@@ -52,6 +53,12 @@ def to_stream(values: np.ndarray, io: StreamIO) -> np.ndarray:
     return np.clip(q, lo, hi).astype(container_dtype(io.datatype))
 
 
+def class_names(bundle: FpgaBundle, output_part: PartSpec) -> list[str]:
+    """The bundle's class names, or "0".."N-1" when they do not match the logits of ``output_part``."""
+    n_out = output_part.output.shape[-1]
+    return bundle.class_names if len(bundle.class_names) == n_out else [str(i) for i in range(n_out)]
+
+
 class IntegerBackend:
     """The :class:`~vidconv_edge.stream.backends.base.Backend` of an integer early/later accelerator pair.
 
@@ -68,8 +75,7 @@ class IntegerBackend:
         self.name, self.bundle = name, bundle
         self.model_name = bundle.model_name
         self.input_spec = bundle.input_spec
-        n_out = bundle.parts["later"].output.shape[-1]
-        self.class_names = bundle.class_names if len(bundle.class_names) == n_out else [str(i) for i in range(n_out)]
+        self.class_names = class_names(bundle, bundle.parts["later"])
         self._early, self._later = early, later
         self._early_io, self._later_io = bundle.parts["early"], bundle.parts["later"]
         self._map_dtype = container_dtype(self._early_io.output.datatype)
@@ -108,9 +114,8 @@ class ClipBackend:
         self.name, self.bundle = name, bundle
         self.model_name = bundle.model_name
         self.input_spec = bundle.input_spec
-        self._io = bundle.parts["clip"]
-        n_out = self._io.output.shape[-1]
-        self.class_names = bundle.class_names if len(bundle.class_names) == n_out else [str(i) for i in range(n_out)]
+        self._io = bundle.parts[CLIP]
+        self.class_names = class_names(bundle, self._io)
         self._clip, self._pitch = clip, int(self._io.input.shape[1]) // bundle.frames
         self._scale = np.float32(self._io.output.scale)
 
