@@ -8,8 +8,9 @@ that precision by the build itself (PTQ on the validation data, or ``--qat-epoch
     pipeline fps at the board's clock (frames/s for vic_edge, clips/s for sevnet_edge);
   * limit ratio: pipeline fps / the dataflow limit of one input pixel per clock (clock / pixels per frame);
   * val top-1 of the float model and of the quantized one (the accuracy cost of the precision): the bundled
-    checkpoint on a generated synthetic set by default; for other widths the weights are a seeded init
-    (untrained: the accuracy columns show "-"), unless ``--checkpoint`` gives trained ones;
+    checkpoint on generated camera-motion clips of the training footage by default (held-out accuracy:
+    benchmarks/accuracy.py); for other widths the weights are a seeded init (untrained: the accuracy columns
+    show "-"), unless ``--checkpoint`` gives trained ones;
   * verified: the HW graph equals the QONNX model bit for bit (else the number of differing values);
   * the build's own run time (quantization + FINN flow).
 
@@ -32,22 +33,22 @@ import torch
 
 
 def float_checkpoint(out: Path, model_name: str, widths, checkpoint: str | None) -> tuple[Path, bool]:
-    """(float checkpoint, trained): ``checkpoint``, the bundled vic_edge when the widths are its own, else a seeded
-    init (``widths``: vic_edge's)."""
-    from vidconv_edge.assets import default_checkpoint
+    """(float checkpoint, trained): ``checkpoint``, the bundled model (vic_edge.pt when the widths are its own,
+    sevnet_edge.pt), else a seeded init (``widths``: vic_edge's)."""
+    from vidconv_edge.assets import ASSETS
     from vidconv_edge.checkpoint import load_checkpoint, save_checkpoint
-    from vidconv_edge.data.synth import DEFAULT_CLASSES
+    from vidconv_edge.data.camera_motion import CAMERA_CLASSES
     from vidconv_edge.models import create_model
 
     if checkpoint:
         return Path(checkpoint), True
-    bundled = default_checkpoint()
-    if model_name == "vic_edge" and tuple(load_checkpoint(bundled)["config"]["dims"]) == tuple(widths):
+    bundled = ASSETS / f"{model_name}.pt"
+    if bundled.is_file() and (model_name != "vic_edge" or tuple(load_checkpoint(bundled)["config"]["dims"]) == tuple(widths)):
         return bundled, True
     torch.manual_seed(0)
     options = {"dims": tuple(widths)} if model_name == "vic_edge" else {}
-    model = create_model(model_name, num_classes=len(DEFAULT_CLASSES), **options)
-    return save_checkpoint(out / "seeded.pt", model, list(DEFAULT_CLASSES)), False
+    model = create_model(model_name, num_classes=len(CAMERA_CLASSES), **options)
+    return save_checkpoint(out / "seeded.pt", model, list(CAMERA_CLASSES)), False
 
 
 def run(args) -> list[dict]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install vidconv-edge on a CPU machine without ever pulling a CUDA torch.
-#   bash scripts/install.sh          the tool (build side: Brevitas, qonnx, finn-plus, ONNX Runtime, PyAV)
+#   bash scripts/install.sh          the tool (build side: Brevitas, qonnx, finn-plus, ONNX Runtime, PyAV, built-in footage)
 #   bash scripts/install.sh --dev    the same plus the test tools (pytest, timm as the reference ConvNeXt)
 # Order matters: torch 2.13.0 (CPU) first; finn-plus and timm/torchvision with --no-deps, because their
 # own requirements would replace the CPU torch by a multi-GB CUDA build.
@@ -17,7 +17,7 @@ echo "[2/4] finn-plus 1.6.1 (no deps) and its checked requirements"
 pip_install --no-deps finn-plus==1.6.1
 pip_install -r requirements/finn-plus.txt
 echo "[3/4] vidconv-edge"
-extras="video,quant,fpga"
+extras="video,footage,quant,fpga"
 [ "$DEV" = 1 ] && extras="$extras,dev"
 pip_install -e ".[$extras]"
 if [ "$DEV" = 1 ]; then

@@ -735,9 +735,9 @@ def test_build_fpga_quantizes_a_float_checkpoint_with_qat_and_reports_the_accura
     assert q["top1_drop"] == pytest.approx(q["float_top1"] - q["quant_top1"])
     assert report["bits"] == "W8A4" and "W8A4 PTQ + QAT 1 epoch(s), kept" in report["weights"]
     assert (tmp_path / "b" / "quant" / "quantized.pt").is_file()
-    # without --data a synthetic set is generated, which only has the synthetic classes
+    # without --data a set is generated, which only has the classes of a generated task (camera motion, shapes)
     other = save_checkpoint(tmp_path / "other.pt", create_model("vic_edge", img_size=32, num_classes=2), ["x", "y"])
-    no_synth = r"no synthetic set for the checkpoint's classes \(unknown synthetic .*give --data DIR"
+    no_synth = r"no generated set for the checkpoint's classes \(no generated dataset has the classes .*give --data DIR"
     with pytest.raises(UserError, match=no_synth):
         build_fpga(other, "pynq-z2", tmp_path / "c", part="early", until="tidy_up", log=lambda _m: None)
     with pytest.raises(UserError, match="--qat-epochs fine-tunes a float checkpoint"):
@@ -784,6 +784,33 @@ def test_build_fpga_lowers_a_quantized_sevnet_completely(tmp_path, capsys):
     assert partition.get_tensor_shape(partition.graph.input[0].name) == [1, 128, 32, 3]  # 2 frames, pitch 64, NHWC
     assert (out / "qonnx" / "clip.onnx").is_file()
     _sevnet_clip_streams_and_deploys(out)
+    _hw_graph_evaluates_like_the_stream(out, tmp_path, capsys)
+
+
+def _hw_graph_evaluates_like_the_stream(out, tmp_path, capsys) -> None:
+    """``eval BUILD --backend finn-sim``: the verified HW graph scores clips; its logits are the stream's."""
+    import shutil
+
+    import torch
+
+    from vidconv_edge.assets import sample_video
+    from vidconv_edge.stream import open_backend
+    from vidconv_edge.train.evaluate import HwGraphModel, load_eval_model
+
+    model, meta = load_eval_model(out)
+    assert isinstance(model, HwGraphModel) and meta["model"] == "sevnet_edge" and model.input_spec.frames == 2
+    clip = torch.from_numpy(_preprocessed_frames(model.input_spec, [5, 6]))[None]
+    expected = open_backend(out, "finn-sim").full(clip.numpy())
+    assert np.array_equal(model(clip).numpy(), expected)
+    data = tmp_path / "evaldata"
+    data.mkdir()
+    shutil.copy(sample_video(), data / "a.mp4")
+    (data / "test.txt").write_text("a.mp4 3\n")
+    assert main(["eval", str(out), "--data", str(data), "--list", str(data / "test.txt"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["backend"] == "finn-sim" and result["num_samples"] == 1 and result["precision"] == "W8A4"
+    with pytest.raises(UserError, match="--backend finn-sim runs a build-fpga folder"):
+        load_eval_model(data / "a.mp4", "finn-sim")
 
 
 def _sevnet_clip_streams_and_deploys(out) -> None:

@@ -383,12 +383,31 @@ def test_show_without_display_is_a_clear_error(video, edge_ckpt, monkeypatch):
 
 
 def test_bundled_sample_video():
+    """Real footage (the held-out street shot) under four known camera motions, 12 frames each."""
+    import importlib.util
+
     from vidconv_edge.assets import sample_video
 
     path = sample_video()
     assert path.stat().st_size < 500_000
     frames = decoded(path)
-    assert len(frames) == 90 and frames[0].shape == (96, 96, 3)
+    assert len(frames) == 48 and frames[0].shape == (128, 128, 3)
+    spec = importlib.util.spec_from_file_location("make_sample", Path(__file__).parents[1] / "scripts" / "make_sample_video.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    assert make.SEGMENTS == ("static", "pan_right", "zoom_in", "tilt_up") and make.FRAMES_PER_SEGMENT == 12
+    from vidconv_edge.data.footage import track_camera
+
+    moves = []
+    for k in range(4):  # the camera's motion measured in each segment: the labels are true
+        seg = np.stack(frames[12 * k : 12 * k + 12])
+        m = track_camera(seg, [(0, 12)])[0][-1]
+        moves.append((m[0, 2] + (m[0, 0] - 1) * 64, m[1, 2] + (m[1, 1] - 1) * 64, np.log(np.hypot(m[0, 0], m[1, 0]))))
+    (sx, sy, ss), (px, py, ps), (zx, zy, zs), (tx, ty, ts) = moves
+    assert max(abs(sx), abs(sy)) < 4 and abs(ss) < 0.03  # static
+    assert px < -25 and abs(py) < 6  # pan_right: the scene slides left
+    assert zs > 0.3  # zoom_in: the scene grows
+    assert ty > 25 and abs(tx) < 6  # tilt_up: the scene slides down
 
 
 def test_quantized_checkpoint_streams_bit_exact(tmp_path):

@@ -112,7 +112,7 @@ def step_export(ctx: DemoContext) -> dict:
 
 def step_quantize(ctx: DemoContext) -> dict:
     from vidconv_edge.data import build_datasets
-    from vidconv_edge.data.synth import write_synthetic_dataset
+    from vidconv_edge.data.tasks import write_task_dataset
     from vidconv_edge.export.qdq import export_qdq
     from vidconv_edge.quant.model import quant_model_from_checkpoint
     from vidconv_edge.quant.pipeline import quantize
@@ -122,8 +122,8 @@ def step_quantize(ctx: DemoContext) -> dict:
     data = ctx.cfg.out / "data"
     if not (data / "classes.txt").is_file():
         per_class = 3 if ctx.cfg.quick else 8
-        # calibration clips of the checkpoint's own classes (the bundled model's are synthetic motions)
-        write_synthetic_dataset(data, per_class=per_class, size=model.input_spec.size, seed=7, classes=names)
+        # calibration clips of the checkpoint's own classes (the bundled model's: camera motion over training footage)
+        write_task_dataset(data, names, per_class=per_class, seed=7, size=model.input_spec.size, progress=True)
     calib = 2 if ctx.cfg.quick else 8
     summary = quantize(ctx.checkpoint, data, ctx.cfg.out / "quant", epochs=0, calib_batches=calib, progress=True)
     qmodel, _ = quant_model_from_checkpoint(summary["files"]["quantized"])

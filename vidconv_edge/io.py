@@ -37,3 +37,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temp folder beside ``path``; on success it replaces ``path`` (which must be missing or empty
+    unless ``overwrite``), on error it is removed: the folder appears complete or not at all."""
+    import shutil
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise UserError(f"{path} is not empty (pass overwrite=True / --force to replace it)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from e
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path) if any(path.iterdir()) else path.rmdir()
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Files shipped inside the package: the default model ``vic_edge.pt`` (see ``vidconv_edge.train.default_model``)."""
+"""Files shipped inside the package: the bundled models ``vic_edge.pt`` (the default) and ``sevnet_edge.pt``,
+both trained on camera motion over real footage (see ``vidconv_edge.train.default_model``), and a sample video."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from pathlib import Path
 
 from vidconv_edge.errors import UserError
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "vic_edge.pt"
+ASSETS = Path(__file__).resolve().parent
+DEFAULT_CHECKPOINT = ASSETS / "vic_edge.pt"
+SEVNET_CHECKPOINT = ASSETS / "sevnet_edge.pt"
 
 
 def default_checkpoint() -> Path:
-    """The bundled vic_edge checkpoint (10 synthetic motion classes); UserError if this install lacks it."""
+    """The bundled vic_edge checkpoint (7 camera-motion classes); UserError if this install lacks it."""
     if not DEFAULT_CHECKPOINT.is_file():
         raise UserError(
             f"no checkpoint given and the bundled default model is missing ({DEFAULT_CHECKPOINT}); "
@@ -19,11 +22,11 @@ def default_checkpoint() -> Path:
     return DEFAULT_CHECKPOINT
 
 
-SAMPLE_VIDEO = Path(__file__).resolve().parent / "sample.mp4"
+SAMPLE_VIDEO = ASSETS / "sample.mp4"
 
 
 def sample_video() -> Path:
-    """The bundled sample video (90 frames, 96x96, five synthetic motions; scripts/make_sample_video.py)."""
+    """The bundled sample video (real footage under known camera motions; scripts/make_sample_video.py)."""
     if not SAMPLE_VIDEO.is_file():
         raise UserError(f"the bundled sample video is missing ({SAMPLE_VIDEO}); rebuild it: python scripts/make_sample_video.py")
     return SAMPLE_VIDEO

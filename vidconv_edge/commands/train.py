@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+BACKENDS = ("torch", "onnxruntime", "finn-sim")  # as vidconv_edge.train.evaluate.BACKENDS (kept light: no torch import)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -35,12 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         help="evaluate a checkpoint or ONNX file: top-1/top-5/mean class accuracy, confusion matrix",
-        description="Evaluate CHECKPOINT (float or quantized; default: the bundled vic_edge model) or an exported "
-        "ONNX file (float or QDQ int8, run by ONNX Runtime) on the validation videos of DIR.",
+        description="Evaluate CHECKPOINT (float or quantized; default: the bundled vic_edge model), an exported "
+        "ONNX file (float or QDQ int8, run by ONNX Runtime) or a build-fpga folder (its HW-layer graphs executed "
+        "by FINN in Python) on the validation videos of DIR (or those of --list, e.g. a held-out test.txt).",
     )
-    p.add_argument("checkpoint", nargs="?", help="checkpoint (.pt) or ONNX file (.onnx); default: the bundled vic_edge model")
-    p.add_argument("--backend", choices=("torch", "onnxruntime"),
-                   help="torch for checkpoints, onnxruntime for ONNX files (default: by the file)")  # fmt: skip
+    p.add_argument("checkpoint", nargs="?",
+                   help="checkpoint (.pt), ONNX file (.onnx) or build-fpga folder; default: the bundled vic_edge model")  # fmt: skip
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="torch for checkpoints, onnxruntime for ONNX files, finn-sim for build-fpga folders "
+                   "(FINN's python execution of the HW graph; default: by the file)")  # fmt: skip
     p.add_argument("--data", required=True, metavar="DIR", help="data root")
     p.add_argument("--list", metavar="F", help="list of the videos to evaluate (default: the validation split of DIR)")
     p.add_argument("--views", metavar="CxS", help="clips x crops per video, e.g. 4x1, 1x3, 10x3 (default: the recipe's)")
@@ -137,7 +142,10 @@ def _kind(model, meta: dict) -> dict:
         from vidconv_edge.quant.bits import QuantBits
 
         precision = QuantBits.from_dict(meta["quant"]).label()
-    return {"backend": "onnxruntime" if isinstance(model, OnnxModel) else "torch", "precision": precision}
+    from vidconv_edge.train.evaluate import HwGraphModel
+
+    backend = "onnxruntime" if isinstance(model, OnnxModel) else "finn-sim" if isinstance(model, HwGraphModel) else "torch"
+    return {"backend": backend, "precision": precision}
 
 
 def _print_eval(result: dict, class_names: list[str]) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ import numpy as np
 
 from vidconv_edge.data.annotations import stratified_split
 from vidconv_edge.errors import UserError
-from vidconv_edge.io import current_umask
+from vidconv_edge.io import atomic_folder
 
 # (forward class, backward class): the backward class is the forward video reversed in time
 CLASS_PAIRS: tuple[tuple[str, str], ...] = (
@@ -76,31 +74,18 @@ def write_synthetic_dataset(
     """
     out = Path(out)
     names = _check_args(per_class, frames, size, classes)
-    _check_target(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        codec = _pick_codec()
+    with atomic_folder(out, overwrite) as tmp:
+        codec = pick_codec()
         items: list[tuple[str, int]] = []
         jobs = [(c, i) for c in range(len(names)) for i in range(per_class)]
-        for c, i in _progress(jobs, progress, f"synth {out.name}"):
+        for c, i in progress_iter(jobs, progress, f"synth {out.name}"):
             rel = f"{names[c]}/{names[c]}_{i:04d}.mp4"
             rng = np.random.default_rng([seed, _class_seed(names[c]), i])
-            _encode(tmp / rel, render_video(names[c], frames, size, rng), codec)
+            encode_mp4(tmp / rel, render_video(names[c], frames, size, rng), codec)
             items.append((rel, c))
-        train, val = stratified_split(items, len(names), VAL_FRACTION, seed)
-        (tmp / "classes.txt").write_text("".join(f"{n}\n" for n in names))
-        (tmp / "train.txt").write_text("".join(f"{p} {y}\n" for p, y in train))
-        (tmp / "val.txt").write_text("".join(f"{p} {y}\n" for p, y in val))
+        write_lists(tmp, names, items, seed)
         meta = dict(per_class=per_class, frames=frames, size=size, seed=seed, classes=names, fps=FPS, codec=codec)
         (tmp / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out) if any(out.iterdir()) else out.rmdir()
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -262,7 +247,15 @@ def _upsample(grid: np.ndarray, size: int) -> np.ndarray:
 # -- files ---------------------------------------------------------------------------------------
 
 
-def _pick_codec() -> str:
+def write_lists(folder: Path, names: Sequence[str], items: list[tuple[str, int]], seed: int) -> None:
+    """``classes.txt``, and ``train.txt`` / ``val.txt`` (MMAction2 lists ``relpath label``, stratified 80/20)."""
+    train, val = stratified_split(items, len(names), VAL_FRACTION, seed)
+    (folder / "classes.txt").write_text("".join(f"{n}\n" for n in names))
+    (folder / "train.txt").write_text("".join(f"{p} {y}\n" for p, y in train))
+    (folder / "val.txt").write_text("".join(f"{p} {y}\n" for p, y in val))
+
+
+def pick_codec() -> str:
     import av
 
     for name in ("libx264", "h264", "mpeg4"):
@@ -274,19 +267,20 @@ def _pick_codec() -> str:
     raise UserError("no H.264 or MPEG-4 encoder in this PyAV/FFmpeg build")
 
 
-def _encode(path: Path, clip: np.ndarray, codec: str) -> None:
+def encode_mp4(path: Path, clip: np.ndarray, codec: str, fps: int = FPS) -> None:
+    """Frames (T, H, W, 3) uint8 RGB as an MP4 (reproducible bytes with x264)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream(codec, rate=FPS)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = clip.shape[2], clip.shape[1]
         stream.pix_fmt = "yuv420p"
         if codec in ("libx264", "h264"):
             # one thread, no lookahead (x264's lookahead/mb-tree made fades encode differently run to run)
             stream.options = {"crf": "17", "preset": "veryfast", "x264-params": "rc-lookahead=0:threads=1"}
         else:
-            stream.bit_rate = 40 * clip.shape[1] * clip.shape[2] * FPS // 8
+            stream.bit_rate = 40 * clip.shape[1] * clip.shape[2] * fps // 8
         for img in clip:
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 container.mux(packet)
@@ -314,14 +308,7 @@ def _check_args(per_class: int, frames: int, size: int, classes: Sequence[str] |
     return names
 
 
-def _check_target(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out} is not empty (pass overwrite=True / --force to replace it)")
-
-
-def _progress(jobs: list, enabled: bool, desc: str):
+def progress_iter(jobs: list, enabled: bool, desc: str):
     if not enabled:
         return jobs
     from tqdm import tqdm

@@ -1,8 +1,9 @@
 """Quantization in the build path: a float checkpoint (or the bundled default) to the board's precision.
 
 ``quantize_for_board`` runs ``vidconv_edge.quant.pipeline.quantize`` (PTQ calibration, optional QAT
-fine-tuning, float / quantized val top-1) on ``--data``, or on a synthetic set of the checkpoint's own
-classes written into the build folder when the classes are synthetic ones (the bundled model's are).
+fine-tuning, float / quantized val top-1) on ``--data``, or on a generated set of the checkpoint's own
+classes written into the build folder when they are those of a generated task (the bundled models' are:
+camera motion over the built-in training footage, never the held-out footage).
 The report's ``quantization`` entry shows what the board's precision costs in accuracy.
 """
 
@@ -13,23 +14,23 @@ from pathlib import Path
 
 from vidconv_edge.errors import UserError
 
-SYNTH_PER_CLASS, SYNTH_SEED = 8, 7  # as the demo: 80 videos for the 10 classes, 16 in validation
+SYNTH_PER_CLASS, SYNTH_SEED = 8, 7  # as the demo: 56 videos for the 7 camera-motion classes, 14 in validation
 CALIB_BATCHES = 8
 
 
 def synthetic_data(out_dir: Path, class_names: list[str], size: int, log=print) -> Path:
-    """``out_dir/data``: a synthetic set of ``class_names`` (kept between builds); UserError for other classes."""
-    from vidconv_edge.data.synth import write_synthetic_dataset
+    """``out_dir/data``: a generated set of ``class_names`` (kept between builds): camera motion over the built-in
+    training footage, or synthetic shapes; UserError for other classes."""
+    from vidconv_edge.data.tasks import write_task_dataset
 
     data = out_dir / "data"
     if not (data / "classes.txt").is_file() or (data / "classes.txt").read_text().split() != list(class_names):
-        log(f"writing a synthetic calibration/validation set ({SYNTH_PER_CLASS} videos per class) to {data}")
+        log(f"writing a calibration/validation set ({SYNTH_PER_CLASS} videos per class) to {data}")
         try:
-            write_synthetic_dataset(data, per_class=SYNTH_PER_CLASS, size=size, seed=SYNTH_SEED, classes=class_names,
-                                    overwrite=True, progress=False)  # fmt: skip
+            write_task_dataset(data, class_names, per_class=SYNTH_PER_CLASS, seed=SYNTH_SEED, size=size)
         except UserError as e:
             raise UserError(
-                f"no synthetic set for the checkpoint's classes ({e}): give --data DIR with videos of its classes "
+                f"no generated set for the checkpoint's classes ({e}): give --data DIR with videos of its classes "
                 "for calibration and validation"
             ) from e
     return data
