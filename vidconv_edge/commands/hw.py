@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--board", default="pynq-z2", help="target board (see `vidconv-edge boards`; default pynq-z2)")
     p.add_argument("--out", required=True, help="build folder (report.json, per-part FINN outputs)")
-    p.add_argument("--target-fps", type=float, default=30.0, help="folding target, frames (collages; SEVNet: clips) per second (default 30)")
+    p.add_argument("--target-fps", type=_target_fps, default=30.0,
+                   help="folding target, frames (collages; SEVNet: clips) per second (default 30); 'max': the highest "
+                   "rate whose design still fits the board (a search of builds to the estimates, recorded in the report)")  # fmt: skip
     p.add_argument("--clock-ns", type=float, help="clock period in ns (default: the board's)")
     p.add_argument("--part", choices=("early", "later", "both", "both-separate", "clip"), default="both",
                    help="which part(s) to build: both = one design with both pipelines (one bitfile), "
@@ -77,7 +79,7 @@ def _build(args: argparse.Namespace) -> int:
 
     from vidconv_edge.hw.boards import get_board
     from vidconv_edge.hw.flow import build_fpga, resolve_until
-    from vidconv_edge.hw.report import print_report
+    from vidconv_edge.hw.report import print_report, print_search
 
     get_board(args.board)  # bad input fails before FINN is imported
     resolve_until(args.until)
@@ -87,19 +89,36 @@ def _build(args: argparse.Namespace) -> int:
         w, a = parse_part(args.precision)
         make_bits(w, act_bits=a)
     console = Console(stderr=args.json)
-    report = build_fpga(
-        args.source, args.board, args.out, target_fps=args.target_fps, clock_ns=args.clock_ns, part=args.part,
-        until=args.until, verify_samples=args.verify_samples, video=args.video, strict_verify=args.strict_verify,
-        data=args.data, qat_epochs=args.qat_epochs, precision=args.precision,
-        log=lambda msg: console.print(f"[dim]{escape(msg)}[/dim]"),
+    options = dict(
+        clock_ns=args.clock_ns, part=args.part, until=args.until, verify_samples=args.verify_samples, video=args.video,
+        strict_verify=args.strict_verify, data=args.data, qat_epochs=args.qat_epochs, precision=args.precision,
     )  # fmt: skip
+    log = lambda msg: console.print(f"[dim]{escape(msg)}[/dim]")  # noqa: E731
+    if args.target_fps == "max":
+        from vidconv_edge.hw.search import build_fpga_max_fps
+
+        report = build_fpga_max_fps(args.source, args.board, args.out, log=log, **options)
+    else:
+        report = build_fpga(args.source, args.board, args.out, target_fps=args.target_fps, log=log, **options)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print_report(report, console)
+        if "fps_search" in report:
+            print_search(report["fps_search"], console)
         console.print(f"report: {args.out}/report.json")
         deploy = report.get("deploy") or {}
         if deploy.get("written"):
             missing = ", ".join(m["file"] for m in deploy["missing"]) or "none"
             console.print(f"deploy bundle: {deploy['path']} (missing: {missing})")
     return 0
+
+
+def _target_fps(text: str) -> float | str:
+    """``--target-fps``: a positive number or ``max``."""
+    if text.strip().lower() == "max":
+        return "max"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of frames per second or 'max', got '{text}'") from None

@@ -26,7 +26,9 @@ def register(sub) -> None:
     p.add_argument(
         "--source",
         required=True,
-        help="video file, folder of frames, webcam:N, or an rtsp:// / http(s):// URL ('sample': the bundled video)",
+        action="append",
+        help="video file, folder of frames, webcam:N, or an rtsp:// / http(s):// URL ('sample': the bundled video); "
+        "repeat it to stream several sources on one backend / accelerator (a ring per source, fair interleaving)",
     )
     p.add_argument(
         "--backend",
@@ -36,7 +38,8 @@ def register(sub) -> None:
     p.add_argument("--stride", type=int, default=1, help="output every K frames")
     p.add_argument("--pad", default="none", help="warm-up policy: none (wait for L frames) | first (repeat frame 0)")
     p.add_argument("--jsonl", default=None, help="write one JSON line per output here")
-    p.add_argument("--overlay", default=None, help="write an MP4 of every frame with label, confidence and fps")
+    p.add_argument("--overlay", default=None, help="write an MP4 of every frame with label, confidence and fps "
+                   "(several sources: one file per source, F-0.mp4, F-1.mp4, ... in the order of --source)")
     p.add_argument("--show", action="store_true", help="show the overlay in a window (needs a display and OpenCV)")
     p.add_argument(
         "--recompute", action="store_true", help="also run the whole model per output and report the max abs difference"
@@ -48,16 +51,26 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
-    import json
-
-    from vidconv_edge.io import atomic_path
     from vidconv_edge.stream import print_summary, run_stream
 
-    source = args.source
-    if source == "sample":
-        from vidconv_edge.assets import sample_video
+    from vidconv_edge.errors import UserError
 
-        source = sample_video()
+    sources = [_resolve(s) for s in args.source]
+    if len(sources) > 1:
+        from vidconv_edge.stream import run_streams
+        from vidconv_edge.stream.multi import print_multi_summary
+
+        if args.show:
+            raise UserError("--show takes one source; with several, write --overlay files")
+        summary = run_streams(
+            sources, args.model, backend=args.backend, stride=args.stride, pad=args.pad, topk=args.topk,
+            jsonl=args.jsonl, overlay=args.overlay, recompute=args.recompute, progress=not args.quiet,
+            names=args.source,
+        )  # fmt: skip
+        print_multi_summary(summary)
+        _write_summary(args.summary_json, summary)
+        return 130 if summary["interrupted"] else 0
+    source = sources[0]
     summary = run_stream(
         source,
         args.model,
@@ -72,7 +85,24 @@ def _run(args) -> int:
         progress=not args.quiet,
     )
     print_summary(summary)
-    if args.summary_json:
-        with atomic_path(args.summary_json) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    _write_summary(args.summary_json, summary)
     return 130 if summary["interrupted"] else 0
+
+
+def _resolve(source: str):
+    """``sample`` -> the bundled sample video; anything else as given."""
+    if source == "sample":
+        from vidconv_edge.assets import sample_video
+
+        return sample_video()
+    return source
+
+
+def _write_summary(path: str | None, summary: dict) -> None:
+    import json
+
+    from vidconv_edge.io import atomic_path
+
+    if path:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")

@@ -13,6 +13,7 @@ from vidconv_edge.io import atomic_path
 
 FIT_RESOURCES = ("LUT", "BRAM_18K", "DSP")
 ESTIMATED = ("LUT", "BRAM_18K", "URAM", "DSP")
+CAMERA_FPS = 30  # cameras_at_30fps: streams at stride 1 (each frame: one early pass and one later pass, or one clip)
 UTILISATION_LIMIT = 0.80  # placement/routing headroom: a design above 80% of a resource rarely closes timing
 # margin = fraction of the estimate + a fixed amount for the shell (PS/DMA, AXI interconnect)
 MARGIN_FRACTION = {"LUT": 0.10, "BRAM_18K": 0.20, "DSP": 0.0}
@@ -129,6 +130,7 @@ def combine(parts: dict[str, dict], board: Board, bits: str, merged: bool = Fals
         out["suggestions"] = suggestions(total, board, bits, early_alone and len(estimated) > 1, over)
     fps = [r["estimated_fps"] for r in estimated.values()]
     out["estimated_fps"] = round(min(fps), 2) if fps else None
+    out["cameras_at_30fps"] = int(out["estimated_fps"] // CAMERA_FPS) if out["estimated_fps"] else 0
     if set(estimated) == {"early", "later"}:
         e, l = estimated["early"]["estimated_fps"], estimated["later"]["estimated_fps"]
         placement = "fabric" if out["fits"] else ("arm" if early_alone else "none")
@@ -155,6 +157,7 @@ def combine(parts: dict[str, dict], board: Board, bits: str, merged: bool = Fals
             )
             if merged:
                 why += " Rebuild with --part early for the early-net's own bitfile."
+            out["cameras_at_30fps"] = int(e // CAMERA_FPS)
         else:
             why += "Not even the early-net fits alone on this board."
         out["placement"] = {"early_net": "fabric" if early_alone or out["fits"] else "none", "later_net": placement,
@@ -200,7 +203,8 @@ def print_report(report: dict, console=None) -> None:
                       str(report["capacity"]["URAM"]), f"{report['utilization']['URAM']:.0%}")  # fmt: skip
         console.print(t)
         verdict = "[green]fits[/green]" if report["fits"] else "[red]does not fit[/red]"
-        console.print(f"{verdict}; estimated_fps {report['estimated_fps']}; verified {report['verified']}")
+        console.print(f"{verdict}; estimated_fps {report['estimated_fps']} ({report.get('cameras_at_30fps', 0)} camera(s) at "
+                      f"30 fps, stride 1); verified {report['verified']}")
         for tip in report.get("suggestions", []):
             console.print(f"  try: {tip}")
         if "placement" in report:
@@ -214,3 +218,21 @@ def print_report(report: dict, console=None) -> None:
                       f"{q['bits']} {after}; kept {q.get('final', 'calibrated')}: {0.0 - 100 * q['top1_drop']:+.1f} points")  # fmt: skip
     if report.get("stopped"):
         console.print(f"[yellow]{report['stopped']}[/yellow]")
+
+
+def print_search(search: dict, console=None) -> None:
+    """The ``--target-fps max`` search: each target tried, its rate, use of the board and fit; what stopped it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"fps search: best target {search['best_target_fps']}")
+    for col in ("target fps", "estimated fps", "LUT", "BRAM18", "DSP", "fits"):
+        table.add_column(col, justify="right")
+    for t in search["trials"]:
+        use = t["utilization"]
+        cell = lambda k: "-" if use.get(k) is None else f"{100 * use[k]:.0f}%"  # noqa: E731
+        table.add_row(f"{t['target_fps']:g}", "-" if t["estimated_fps"] is None else f"{t['estimated_fps']:.1f}",
+                      cell("LUT"), cell("BRAM_18K"), cell("DSP"), "yes" if t["fits"] else f"no ({', '.join(t['overflow'])})")  # fmt: skip
+    console.print(table)
+    console.print(f"  stopped by: {search['stopped_by'].get('note', search['stopped_by'].get('reason'))}")

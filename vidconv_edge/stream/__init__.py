@@ -3,6 +3,7 @@ L maps; the later-net runs on their collage. See :func:`run_stream` and :class:`
 
 from vidconv_edge.stream.backends import BACKENDS, Backend, open_backend
 from vidconv_edge.stream.engine import Prediction, StreamEngine
+from vidconv_edge.stream.multi import run_streams
 from vidconv_edge.stream.run import print_summary, run_stream
 from vidconv_edge.stream.sources import Frame, FrameReader, Source, open_source
 
@@ -18,4 +19,5 @@ __all__ = [
     "open_source",
     "print_summary",
     "run_stream",
+    "run_streams",
 ]

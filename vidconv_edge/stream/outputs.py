@@ -27,8 +27,10 @@ class JsonlWriter:
         self._file = self._stack.enter_context(open(tmp, "w", encoding="utf-8"))
         self.lines = 0
 
-    def write(self, pred: Prediction) -> None:
-        self._file.write(json.dumps(pred.to_json()) + "\n")
+    def write(self, pred: Prediction, source: str | None = None) -> None:
+        """One line; ``source`` (several sources in one stream) goes first in it."""
+        line = pred.to_json() if source is None else {"source": source, **pred.to_json()}
+        self._file.write(json.dumps(line) + "\n")
         self.lines += 1
 
     def close(self, ok: bool = True) -> None:

@@ -242,6 +242,7 @@ class FrameReader:
         self.source, self.prepare = source, prepare
         self.queue: queue.Queue = queue.Queue(1 if source.live else maxsize)  # live: the newest frame only
         self.dropped = 0
+        self.ended = False  # set by poll() at the end of the source
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"decode {source.name}", daemon=True)
 
@@ -293,6 +294,23 @@ class FrameReader:
             if isinstance(item, _Failure):
                 raise item.exc
             yield item
+
+    def poll(self, timeout: float | None = None) -> tuple[Frame, np.ndarray] | None:
+        """The next decoded frame if one is ready (waiting at most ``timeout`` s), else None; sets :attr:`ended`
+        when the source has ended. Never blocks on a slow source beyond ``timeout``."""
+        if self.ended:
+            return None
+        try:
+            item = self.queue.get(timeout=timeout) if timeout else self.queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is _END:
+            self.ended = True
+            return None
+        if isinstance(item, _Failure):
+            self.ended = True
+            raise item.exc
+        return item
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the thread to stop, unblock it and wait for it (it closes the source)."""

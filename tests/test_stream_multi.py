@@ -1,0 +1,133 @@
+"""Several sources on one backend: a ring per source, fair interleaving, per-source JSONL / overlays / summary,
+outputs equal to single-source runs, a slow or dead source never stalls the others."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from test_stream import CLASSES, decoded, small_edge, write_video
+from vidconv_edge.checkpoint import save_checkpoint
+from vidconv_edge.cli import main as cli_main
+from vidconv_edge.errors import UserError
+from vidconv_edge.stream import open_backend, run_stream, run_streams
+from vidconv_edge.stream.multi import overlay_paths
+from vidconv_edge.stream.sources import Frame, Source
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "edge.pt"
+    torch.manual_seed(0)
+    save_checkpoint(path, small_edge(), CLASSES)
+    return path
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    return [write_video(root / "a.mp4", frames=14), write_video(root / "b.mp4", frames=20, height=64, width=96)]
+
+
+def single(video, ckpt) -> list[tuple[int, np.ndarray]]:
+    preds = []
+    run_stream(video, ckpt, progress=False, on_prediction=lambda p: preds.append((p.frame, p.logits.copy())))
+    return preds
+
+
+def test_each_source_equals_its_single_source_run_and_lines_carry_the_source(videos, ckpt, tmp_path):
+    got: dict[str, list] = {}
+    summary = run_streams(videos, ckpt, jsonl=tmp_path / "out.jsonl", overlay=tmp_path / "ov.mp4", progress=False,
+                          on_prediction=lambda s, p: got.setdefault(s, []).append((p.frame, p.logits.copy())))  # fmt: skip
+    for video in videos:
+        alone = single(video, ckpt)
+        mine = got[str(video)]
+        assert [f for f, _ in mine] == [f for f, _ in alone]
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(mine, alone))  # bit for bit
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert {ln["source"] for ln in lines} == {str(v) for v in videos}
+    assert sum(ln["source"] == str(videos[0]) for ln in lines) == 14 - 8 and len(lines) == (14 - 8) + (20 - 8)
+    assert list(lines[0])[0] == "source"
+    # fair interleaving: both sources appear among the first outputs, not one after the other
+    first = [ln["source"] for ln in lines[:6]]
+    assert len(set(first)) == 2
+    per = {s["source"]: s for s in summary["sources"]}
+    assert per[str(videos[0])]["frames_in"] == 14 and per[str(videos[1])]["outputs"] == 12
+    assert all(s["latency_ms_p95"] >= s["latency_ms_p50"] > 0 and s["error"] is None for s in summary["sources"])
+    assert summary["total"]["frames_in"] == 34 and summary["total"]["outputs"] == 18 and summary["total"]["fps"] > 0
+    paths = overlay_paths(tmp_path / "ov.mp4", 2)
+    assert [p.name for p in paths] == ["ov-0.mp4", "ov-1.mp4"]
+    assert len(decoded(paths[0])) == 14 and len(decoded(paths[1])) == 20
+    assert [s["overlay"] for s in summary["sources"]] == [str(p) for p in paths]
+
+
+class _Scripted(Source):
+    """A source of ``n`` frames of the test video, optionally slow or failing after ``fail_at`` frames."""
+
+    def __init__(self, name: str, frames: list[np.ndarray], delay: float = 0.0, fail_at: int | None = None):
+        self.name, self._frames, self.delay, self.fail_at = name, frames, delay, fail_at
+        self.fps, self.total = 10.0, len(frames)
+        self.started = threading.Event()
+
+    def frames(self):
+        for i, img in enumerate(self._frames):
+            if self.fail_at is not None and i == self.fail_at:
+                raise OSError("camera unplugged")
+            time.sleep(self.delay)
+            yield Frame(i, i / 10, img)
+
+
+def test_a_slow_or_dead_source_never_stalls_the_others(videos, ckpt):
+    frames = decoded(videos[0])
+    fast = _Scripted("fast", frames)
+    slow = _Scripted("slow", frames[:10], delay=0.15)
+    dead = _Scripted("dead", frames, fail_at=9)
+    order: list[str] = []
+    t0 = time.perf_counter()
+    summary = run_streams([fast, slow, dead], ckpt, progress=False, names=["fast", "slow", "dead"],
+                          on_prediction=lambda s, p: order.append(s))  # fmt: skip
+    per = {s["source"]: s for s in summary["sources"]}
+    assert per["fast"]["outputs"] == 14 - 8 and per["fast"]["error"] is None
+    assert per["dead"]["frames_in"] == 9 and "camera unplugged" in per["dead"]["error"]
+    assert per["slow"]["outputs"] == 10 - 8 and summary["total"]["failed"] == ["dead"]
+    assert order.index("slow") > max(i for i, s in enumerate(order) if s == "fast")  # fast finished first
+    assert time.perf_counter() - t0 < 10 * 0.15 + 5
+
+
+def test_sources_are_checked_before_anything_starts(videos, ckpt, tmp_path):
+    with pytest.raises(UserError, match="missing.mp4"):
+        run_streams([videos[0], tmp_path / "missing.mp4"], ckpt, progress=False)
+    with pytest.raises(UserError, match="given twice"):
+        run_streams([videos[0], videos[0]], ckpt, progress=False)
+
+
+def test_cli_several_sources(videos, ckpt, tmp_path, capsys):
+    args = ["stream", str(ckpt), "--source", str(videos[0]), "--source", str(videos[1]), "--quiet",
+            "--jsonl", str(tmp_path / "o.jsonl"), "--summary-json", str(tmp_path / "s.json")]  # fmt: skip
+    assert cli_main(args) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert [s["source"] for s in summary["sources"]] == [str(videos[0]), str(videos[1])]
+    out = capsys.readouterr().out
+    assert "total" in out and "a.mp4" in out
+    assert cli_main(["stream", str(ckpt), "--source", str(videos[0]), "--source", str(videos[1]), "--show"]) == 2
+    assert "--show takes one source" in capsys.readouterr().err
+
+
+def test_one_backend_serves_all_sources(videos, ckpt, monkeypatch):
+    """One model / accelerator: the backend is opened once and every engine calls the same object."""
+    backend = open_backend(ckpt)
+    calls = {"early": 0}
+    early = backend.early
+
+    def counting(frames):
+        calls["early"] += 1
+        return early(frames)
+
+    monkeypatch.setattr(backend, "early", counting)
+    summary = run_streams(videos, backend, progress=False)
+    assert calls["early"] == summary["total"]["frames_in"] == 34
