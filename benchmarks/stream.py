@@ -12,7 +12,13 @@ per window makes the small cached step start on caches the whole-clip run has ju
 on the same code: ONNX Runtime vic_edge 84-91% of theory interleaved per window, 95-101% in blocks).
 Neighbouring blocks see the same machine load.
 
+Several sources (``--sources``): the aggregate throughput (all frames of all sources / wall time) of 1, 2 and 4
+video files streamed at once on one backend (``run_streams``: a ring per source, one model) against one source,
+for the bundled vic_edge on torch, onnxruntime and finn-sim (its default pynq-z2 build, made in a temp folder
+unless ``--build`` gives one); every source's outputs are checked equal to its single-source run.
+
     python benchmarks/stream.py [--edge-steps 400] [--tiny-steps 30] [--threads 1] [--tiny-size 128] [--json OUT]
+    python benchmarks/stream.py --sources [--source-frames 150] [--build DIR] [--backends torch onnxruntime finn-sim]
 """
 
 from __future__ import annotations
@@ -106,8 +112,80 @@ def bench(name: str, model: torch.nn.Module, steps: int, backend=None, warmup: i
     }
 
 
+def source_files(folder: Path, count: int, frames: int) -> list[Path]:
+    """``count`` different real MP4s of ``frames`` frames: the bundled sample video's frames, shifted per file."""
+    import av
+
+    from vidconv_edge.assets import sample_video
+    from vidconv_edge.data.synth import encode_mp4
+
+    with av.open(str(sample_video())) as c:
+        base = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    files = []
+    for k in range(count):
+        idx = (np.arange(frames) + 7 * k) % len(base)
+        files.append(folder / f"cam{k}.mp4")
+        encode_mp4(files[-1], base[idx], "libx264")
+    return files
+
+
+def multi_source_rows(backends: list[str], counts: list[int], frames: int, build: Path | None, folder: Path) -> list[dict]:
+    """Aggregate fps of N sources on one backend vs one source; outputs checked equal per source."""
+    from vidconv_edge.assets import default_checkpoint
+    from vidconv_edge.checkpoint import model_from_checkpoint
+    from vidconv_edge.stream import open_backend, run_streams
+
+    files = source_files(folder, max(counts), frames)
+    rows = []
+    for name in backends:
+        if name == "torch":
+            be = open_backend(default_checkpoint(), "torch")
+        elif name == "onnxruntime":
+            model, _ = model_from_checkpoint(default_checkpoint())
+            be = onnx_backend(model.eval(), folder / "onnx", 1)
+        else:
+            if build is None:
+                from vidconv_edge.hw.flow import build_fpga
+
+                build = folder / "build"
+                build_fpga(None, "pynq-z2", build, log=lambda _m: None)
+            be = open_backend(build, "finn-sim")
+        reference: dict = {}
+        base_fps = None
+        for n in counts:
+            got: dict = {}
+            summary = run_streams(files[:n], be, progress=False,
+                                  on_prediction=lambda s, p: got.setdefault(s, []).append(p.logits))  # fmt: skip
+            for src, logits in got.items():
+                ref = reference.setdefault(src, logits)
+                assert all(np.array_equal(a, b) for a, b in zip(ref, logits)), f"{src}: outputs differ from its first run"
+            fps = summary["total"]["frames_in"] / summary["elapsed_s"]
+            base_fps = base_fps or fps
+            rows.append({"backend": name, "sources": n, "frames": summary["total"]["frames_in"], "aggregate_fps": fps,
+                         "per_source_fps": fps / n, "vs_one_source": fps / base_fps,
+                         "latency_ms_p50": summary["total"]["latency_ms_p50"], "latency_ms_p95": summary["total"]["latency_ms_p95"]})  # fmt: skip
+    return rows
+
+
+def print_multi(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="several sources on one backend: aggregate throughput vs one source")
+    for col in ("backend", "sources", "frames", "aggregate fps", "per source fps", "vs one source", "latency p50 / p95 ms"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(r["backend"], str(r["sources"]), str(r["frames"]), f"{r['aggregate_fps']:.1f}", f"{r['per_source_fps']:.1f}",
+                      f"{r['vs_one_source']:.2f}x", f"{r['latency_ms_p50']:.2f} / {r['latency_ms_p95']:.2f}")  # fmt: skip
+    Console(width=200).print(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sources", action="store_true", help="measure 1, 2, 4 sources on one backend instead")
+    ap.add_argument("--source-frames", type=int, default=150, help="frames per source (--sources)")
+    ap.add_argument("--backends", nargs="+", default=["torch", "onnxruntime", "finn-sim"], help="backends (--sources)")
+    ap.add_argument("--build", type=Path, help="build-fpga folder for finn-sim (--sources; default: build one)")
     ap.add_argument("--edge-steps", type=int, default=400, help="timed windows for vic_edge")
     ap.add_argument("--tiny-steps", type=int, default=30, help="timed windows for vic_tiny")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: stable numbers on a shared CPU)")
@@ -117,6 +195,14 @@ def main() -> None:
     warnings.filterwarnings("ignore")  # ONNX export chatter
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.sources:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = multi_source_rows(args.backends, [1, 2, 4], args.source_frames, args.build, Path(tmp))
+        print_multi(rows)
+        if args.json:
+            with atomic_path(args.json) as tmp:
+                tmp.write_text(json.dumps(rows, indent=2) + "\n")
+        return
     models = {
         "vic_edge": create_model("vic_edge").eval(),
         "vic_tiny": create_model("vic_tiny", img_size=args.tiny_size).eval(),

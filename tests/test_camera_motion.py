@@ -76,6 +76,24 @@ def test_each_class_moves_the_scene_as_a_camera_operator_means_it(photo, name):
             assert got * sign > 0.1 * unit, (name, dx, dy, ds)  # at least 10% of the frame (or 10% in scale)
 
 
+def test_windows_too_flat_to_show_the_motion_are_not_used(tmp_path):
+    from PIL import Image
+
+    from vidconv_edge.data.camera_motion import has_texture
+
+    flat = np.full((64, 64, 3), 120, np.uint8) + np.random.default_rng(0).integers(0, 3, (64, 64, 3)).astype(np.uint8)
+    assert not has_texture(flat) and has_texture(texture(64, 64, 1))
+    sky = np.tile(np.linspace(90, 160, 300, dtype=np.uint8)[:, None, None], (1, 400, 3))  # a smooth gradient
+    assert render_clip("pan_left", Footage("sky", sky[None], shots=[(0, 1)]), 8, 64, np.random.default_rng(0), r=PLAIN) is None
+    half = sky.copy()
+    half[:, 200:] = texture(300, 200, 2)  # textured on the right: clips come from there
+    clip, _ = render_clip("pan_left", Footage("half", half[None], shots=[(0, 1)]), 8, 64, np.random.default_rng(0), r=PLAIN)
+    assert has_texture(clip[0]) and has_texture(clip[-1])
+    Image.fromarray(sky).save(tmp_path / "sky.png")
+    with pytest.raises(UserError, match="too flat to show the motion"):
+        write_camera_motion_dataset(tmp_path / "s", [tmp_path / "sky.png"], per_class=1, frames=6, size=64, progress=False)
+
+
 def test_reversed_clips_are_the_other_class_of_their_pair():
     assert [reverse_pair(n) for n in CAMERA_CLASSES] == [
         "static", "pan_right", "pan_left", "tilt_down", "tilt_up", "zoom_out", "zoom_in",

@@ -817,6 +817,8 @@ def _sevnet_clip_streams_and_deploys(out) -> None:
     """The clip accelerator streams (finn-sim: the verified HW graph on the last 2 frames per output, equal to the
     QONNX model on the same stacked frames) and deploys (manifest ``stack``; the board host side through packed
     buffers gives the same logits)."""
+    import shutil
+
     from vidconv_edge.assets import sample_video
     from vidconv_edge.hw.reference import run_qonnx_float64
     from vidconv_edge.stream import open_backend, run_stream
@@ -853,12 +855,27 @@ def _sevnet_clip_streams_and_deploys(out) -> None:
 
         return run
 
-    board = open_pynq(out / "deploy", open_device=device)
+    opened: list = []
+    board = open_pynq(out / "deploy", open_device=lambda part: opened.append(part) or device(part))
     assert board.name == "pynq" and board.whole_clip
     on_board: list = []
-    run_stream(sample_video(), board, stride=40, progress=False, on_prediction=on_board.append)
+    summary = run_stream(sample_video(), board, stride=40, progress=False, on_prediction=on_board.append)
     assert [p.frame for p in on_board] == [p.frame for p in preds]
     assert all(np.array_equal(a.logits, b.logits) for a, b in zip(on_board, preds))
+    host = summary["host_ms_per_frame"]  # measured where the stream runs: decode, resize, pack, DMA, unpack
+    assert set(host) == {"decode", "resize", "pack", "dma", "unpack"} and all(v > 0 for v in host.values())
+    # several cameras on the one accelerator: each source's outputs equal its single-source run
+    from vidconv_edge.stream import run_streams
+
+    copy = out / "second.mp4"
+    shutil.copy(sample_video(), copy)
+    got: dict = {}
+    multi = run_streams([sample_video(), copy], board, stride=40, progress=False,
+                        on_prediction=lambda s, p: got.setdefault(s, []).append(p.logits))  # fmt: skip
+    assert len(opened) == 1 and multi["total"]["outputs"] == 2 * len(preds)
+    for name in (str(sample_video()), str(copy)):
+        assert all(np.array_equal(a, b.logits) for a, b in zip(got[name], preds))
+    assert set(multi["total"]["host_ms_per_frame"]) == set(host)
 
 
 def _preprocessed_frames(spec, indices: list[int]) -> np.ndarray:

@@ -568,3 +568,29 @@ def test_multilabel_list_train_and_eval_map(synth, tmp_path, capsys):
     result = json.loads(text)
     assert code == 0 and 0.0 < result["mAP"] <= 1.0 and result["num_samples"] == len(lines[1::2])
     assert result["mAP"] == pytest.approx(load_checkpoint(out / "best.pt")["metrics"]["val_mAP"], abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vic_edge", "sevnet_edge"])
+def test_streaming_the_sample_video_says_what_the_camera_does(name):
+    """The bundled sample (held-out real footage under static, pan_right, zoom_in, tilt_up, 12 frames each): the
+    windows that lie inside one segment are labelled with that segment's camera motion."""
+    import importlib.util
+    from collections import Counter
+    from pathlib import Path
+
+    from vidconv_edge.assets import ASSETS, sample_video
+    from vidconv_edge.stream import run_stream
+
+    spec = importlib.util.spec_from_file_location("make_sample", Path(__file__).parents[1] / "scripts" / "make_sample_video.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    preds = []
+    run_stream(sample_video(), ASSETS / f"{name}.pt", progress=False, on_prediction=preds.append)
+    seg, length = make.FRAMES_PER_SEGMENT, model_from_checkpoint(ASSETS / f"{name}.pt")[0].input_spec.frames
+    inside = {k: [p.top[0][0] for p in preds if p.frame - length + 1 >= k * seg and p.frame < (k + 1) * seg]
+              for k in range(len(make.SEGMENTS))}  # fmt: skip
+    right = sum(label == make.SEGMENTS[k] for k, labels in inside.items() for label in labels)
+    total = sum(len(v) for v in inside.values())
+    assert total >= 12 and right >= 0.75 * total, inside
+    assert all(Counter(labels).most_common(1)[0][0] == make.SEGMENTS[k] for k, labels in inside.items()), inside

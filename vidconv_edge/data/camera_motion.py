@@ -25,6 +25,7 @@ from vidconv_edge.io import atomic_folder
 CAMERA_CLASSES: tuple[str, ...] = ("static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
 CAMERA_PAIRS: tuple[tuple[str, str], ...] = (("pan_left", "pan_right"), ("tilt_up", "tilt_down"), ("zoom_in", "zoom_out"))
 TASKS = ("shapes", "camera-motion")
+TEXTURE_SIDE, TEXTURE_STD, TEXTURED_SHARE = 64, 8.0, 0.2  # has_texture: windows whose motion is visible
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,15 @@ def render_window(image: np.ndarray, scene_to_frame: np.ndarray, centre: np.ndar
     return cv2.warpAffine(image, m[:2], (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT101)
 
 
+def has_texture(window: np.ndarray) -> bool:
+    """True if the camera's motion is visible in ``window`` (RGB, :data:`TEXTURE_SIDE` square): at least
+    :data:`TEXTURED_SHARE` of its 8x8 blocks vary by more than :data:`TEXTURE_STD` grey levels. A window of sky,
+    a plain wall or a dark background looks the same panned or not: its label would be a guess."""
+    gray = window.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    blocks = gray.reshape(TEXTURE_SIDE // 8, 8, TEXTURE_SIDE // 8, 8).std(axis=(1, 3))
+    return float((blocks > TEXTURE_STD).mean()) >= TEXTURED_SHARE
+
+
 def _inside(path: Path2D, transforms: np.ndarray, height: int, width: int) -> bool:
     """Every window corner of every frame lies inside the frame it is cut from."""
     corners = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], dtype=np.float64) / 2
@@ -171,7 +181,8 @@ class ClipRecord:
 
 def render_clip(name: str, footage: Footage, frames: int, size: int, rng: np.random.Generator, others: Sequence[Footage] = (),
                 r: MotionRanges = MotionRanges(), tries: int = 40) -> tuple[np.ndarray, ClipRecord] | None:  # fmt: skip
-    """One clip (T, size, size, 3) of class ``name`` from ``footage``, or None if it cannot hold one."""
+    """One clip (T, size, size, 3) of class ``name`` from ``footage``, or None if it cannot hold one (no room for the
+    motion, or no window with texture enough to show it)."""
     h, w = footage.frames.shape[1:3]
     min_side = size / 2  # at most 2x upscaling
     for attempt in range(tries):
@@ -179,7 +190,10 @@ def render_clip(name: str, footage: Footage, frames: int, size: int, rng: np.ran
         if path is None:
             return None
         idx, transforms = _source_frames(footage, frames, rng, still=attempt >= tries // 2)
-        if _inside(path, transforms, h, w):
+        if _inside(path, transforms, h, w) and all(
+            has_texture(render_window(footage.frames[idx[t]], transforms[t], path.centre[t], path.side[t], TEXTURE_SIDE))
+            for t in (0, frames - 1)
+        ):
             break
     else:
         return None
@@ -343,7 +357,8 @@ def write_camera_motion_dataset(
                 if made is not None:
                     break
             if made is None:
-                raise UserError(f"the footage is too small for a '{names[c]}' clip of {size} px (crop window >= {size // 2} px)")
+                raise UserError(f"no footage can hold a '{names[c]}' clip of {size} px: too small (crop window >= "
+                                f"{size // 2} px) or too flat to show the motion (sky, plain walls)")  # fmt: skip
             clip, record = made
             record.path = f"{names[c]}/{names[c]}_{i:04d}.mp4"
             encode_mp4(tmp / record.path, clip, codec)

@@ -23,6 +23,7 @@ from vidconv_edge.stream.engine import Prediction, StreamEngine, Timings
 from vidconv_edge.stream.outputs import JsonlWriter, OverlayWriter, overlay_text
 from vidconv_edge.stream.preprocess import Preprocessor
 from vidconv_edge.stream.sources import FrameReader, open_source
+from vidconv_edge.stream.stats import LatencyStats, host_cost_per_frame
 
 log = logging.getLogger("vidconv_edge.stream")
 IDLE_WAIT_S = 0.002  # how long the loop waits for any source when none had a frame ready
@@ -160,13 +161,21 @@ def _summary(be: Backend, lanes: list[_Lane], elapsed: float, interrupted: bool,
         })  # fmt: skip
     p50, p95 = Timings.percentiles([v for lane in lanes for v in lane.latency_ms])
     frames = sum(lane.frames_in for lane in lanes)
+    host = {"decode": LatencyStats(), "resize": LatencyStats()}
+    for lane in lanes:
+        for name, stats in (("decode", lane.reader.decode_ms), ("resize", lane.reader.resize_ms)):
+            host[name].count += stats.count
+            host[name].total_ms += stats.total_ms
+    if hasattr(be, "host_stages"):  # one accelerator serves every source
+        host.update({k: v for k, v in be.host_stages().items() if v.count})
     return {
         "backend": be.name, "model": be.model_name, "sources": per_source,
         "total": {"sources": len(lanes), "frames_in": frames, "outputs": sum(lane.outputs for lane in lanes),
                   "frames_dropped": sum(lane.reader.dropped for lane in lanes),
                   "fps": round(frames / elapsed, 2) if elapsed > 0 else None,
                   "latency_ms_p50": p50, "latency_ms_p95": p95,
-                  "failed": [lane.name for lane in lanes if lane.error]},
+                  "failed": [lane.name for lane in lanes if lane.error],
+                  "host_ms_per_frame": host_cost_per_frame(host, frames)},
         "elapsed_s": round(elapsed, 3), "interrupted": interrupted, "jsonl": str(Path(jsonl)) if jsonl else None,
     }  # fmt: skip
 

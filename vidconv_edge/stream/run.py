@@ -13,6 +13,7 @@ from vidconv_edge.stream.engine import Prediction, StreamEngine, Timings
 from vidconv_edge.stream.outputs import JsonlWriter, LiveWindow, OverlayWriter, overlay_text
 from vidconv_edge.stream.preprocess import Preprocessor
 from vidconv_edge.stream.sources import FrameReader, Source, open_source
+from vidconv_edge.stream.stats import host_cost_per_frame
 
 log = logging.getLogger("vidconv_edge.stream")
 
@@ -107,6 +108,7 @@ def run_stream(
         "frames_in": frames_in,
         "frames_dropped": reader.dropped,
         "frames_corrupt": src.corrupt,
+        "host_ms_per_frame": host_cost(reader, be, frames_in),
     }
     elapsed = time.perf_counter() - t_start
     summary.update(_engine_stats(engine, frames_in, elapsed))
@@ -117,6 +119,15 @@ def run_stream(
         overlay=str(Path(overlay)) if video_out is not None and video_out.frames else None,
     )
     return summary
+
+
+def host_cost(reader: FrameReader, be: Backend, frames: int) -> dict:
+    """Host-side milliseconds per frame: decode and resize (the decode thread), and on a device backend the
+    packing, DMA round trip and unpacking of the accelerator calls, measured where the stream runs."""
+    stages = {"decode": reader.decode_ms, "resize": reader.resize_ms}
+    if hasattr(be, "host_stages"):
+        stages.update({k: v for k, v in be.host_stages().items() if v.count})
+    return host_cost_per_frame(stages, frames)
 
 
 def _progress_bar(enabled: bool, src: Source):

@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from vidconv_edge.errors import UserError
+from vidconv_edge.stream.stats import LatencyStats
 
 log = logging.getLogger("vidconv_edge.stream")
 
@@ -243,6 +244,7 @@ class FrameReader:
         self.queue: queue.Queue = queue.Queue(1 if source.live else maxsize)  # live: the newest frame only
         self.dropped = 0
         self.ended = False  # set by poll() at the end of the source
+        self.decode_ms, self.resize_ms = LatencyStats(), LatencyStats()  # host cost, in the decode thread
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"decode {source.name}", daemon=True)
 
@@ -252,11 +254,17 @@ class FrameReader:
 
     def _run(self) -> None:
         try:
-            for frame in self.source.frames():
+            frames = iter(self.source.frames())
+            while True:
+                with self.decode_ms.time():
+                    frame = next(frames, None)
+                if frame is None:
+                    break
                 if self._stop.is_set():
                     return
                 try:
-                    prepared = self.prepare(frame.image)
+                    with self.resize_ms.time():
+                        prepared = self.prepare(frame.image)
                 except (ValueError, OSError) as e:
                     self.source._skip(f"frame {frame.index}", e)
                     continue

@@ -17,7 +17,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -74,19 +73,25 @@ def frame_order_results(model, ckpt: dict, root: Path, list_file: Path | None, w
     return out
 
 
+def _footage_names(dataset: Path) -> list[str]:
+    return [Path(f).name for f in json.loads((dataset / "synth.json").read_text())["footage"]]
+
+
 def build_default_model(model_name: str, work: Path, out: Path, per_class: int, test_per_class: int,
-                        epochs: int | None, workers: int) -> dict:  # fmt: skip
-    """Write the sets, train, evaluate, save; returns the report (also written to ``work/<model>/report.json``)."""
+                        epochs: int | None, workers: int, fresh: bool = False) -> dict:  # fmt: skip
+    """Write the sets, train, evaluate, save; returns the report (also written to ``work/<model>/report.json``).
+    A run left in ``work/<model>/run`` by an interrupted rebuild is continued (``fresh``: started over)."""
     if model_name not in MODELS:
         raise UserError(f"bundled models are {', '.join(MODELS)}; got '{model_name}'")
     recipe = load_recipe(RECIPE)
     data, test = camera_sets(work, per_class, test_per_class)
     run = work / model_name / "run"
-    if run.exists():
+    if fresh and run.exists():
         shutil.rmtree(run)
-    t0 = time.time()
-    final = train(recipe, data, run, model_name, epochs=epochs or EPOCHS[model_name], workers=workers)
-    train_time = time.time() - t0
+    final = train(recipe, data, run, model_name, epochs=epochs or EPOCHS[model_name], workers=workers,
+                  resume=(run / "last.pt").is_file())  # fmt: skip
+    epochs_log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train_time = sum(r["time"] for r in epochs_log)  # over every session of the run (also a resumed one)
 
     model, ckpt = model_from_checkpoint(run / "best.pt")
     results = {
@@ -96,9 +101,8 @@ def build_default_model(model_name: str, work: Path, out: Path, per_class: int, 
     report = {
         "model": model_name,
         "recipe": str(RECIPE.name),
-        "data": {"train": json.loads((data / "synth.json").read_text())["footage"],
-                 "test": json.loads((test / "synth.json").read_text())["footage"],
-                 "per_class": per_class, "test_per_class": test_per_class, "seeds": [TRAIN_SEED, TEST_SEED]},  # fmt: skip
+        "data": {"train_footage": _footage_names(data), "test_footage": _footage_names(test), "per_class": per_class,
+                 "test_per_class": test_per_class, "seeds": [TRAIN_SEED, TEST_SEED]},  # fmt: skip
         "epochs": final["epochs_done"],
         "best_epoch": ckpt["epoch"],
         "train_time_s": round(train_time, 1),
@@ -106,7 +110,6 @@ def build_default_model(model_name: str, work: Path, out: Path, per_class: int, 
         "params": sum(p.numel() for p in model.parameters()),
         **results,
     }
-    report["data"] = {k: [Path(f).name for f in v] if isinstance(v, list) else v for k, v in report["data"].items()}
     save_checkpoint(out, model, ckpt["class_names"], recipe=ckpt["recipe"], epoch=ckpt["epoch"], metrics=ckpt["metrics"], report=report)
     report["checkpoint"] = str(out)
     report["checkpoint_bytes"] = out.stat().st_size
@@ -139,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-class", type=int, default=300, help="training clips per class (80/20 train/val)")
     p.add_argument("--test-per-class", type=int, default=60, help="held-out test clips per class")
     p.add_argument("--epochs", type=int, help=f"default: {', '.join(f'{m} {e}' for m, e in EPOCHS.items())}")
+    p.add_argument("--fresh", action="store_true", help="start the run over (default: continue one left in --work)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 suits 2 cores with a loader process)")
     p.add_argument("--workers", type=int, default=1, help="data loading processes")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else ASSETS / f"{args.model}.pt"
     try:
-        report = build_default_model(args.model, Path(args.work), out, args.per_class, args.test_per_class, args.epochs, args.workers)
+        report = build_default_model(args.model, Path(args.work), out, args.per_class, args.test_per_class, args.epochs,
+                                     args.workers, args.fresh)  # fmt: skip
     except UserError as e:
         print(f"default_model: error: {e}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from vidconv_edge.hw.deploy import CLIP
 from vidconv_edge.stream.backends.bundle import FpgaBundle, PartSpec, StreamIO
 from vidconv_edge.stream.backends.packing import container_dtype, pack, parse_datatype, unpack
 from vidconv_edge.stream.ring import collage
+from vidconv_edge.stream.stats import LatencyStats
 
 
 class Accelerator(Protocol):
@@ -34,15 +35,33 @@ class Device(Protocol):
 
 
 class PackedAccelerator:
-    """An :class:`Accelerator` over a :class:`Device`: fold + pack the input, unpack + unfold the output."""
+    """An :class:`Accelerator` over a :class:`Device`: fold + pack the input, unpack + unfold the output.
+    ``host_ms``: the time of each host-side stage (pack, the device's DMA round trip, unpack), where it runs."""
 
     def __init__(self, part: PartSpec, device: Device):
         self.part, self.device = part, device
+        self.host_ms = {"pack": LatencyStats(), "dma": LatencyStats(), "unpack": LatencyStats()}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         i, o = self.part.input, self.part.output
-        out = np.asarray(self.device(pack(x.reshape(i.folded_shape), i.datatype)))
-        return unpack(out.reshape(*o.folded_shape[:-1], -1), o.datatype, o.folded_shape[-1]).reshape(o.shape)
+        with self.host_ms["pack"].time():
+            packed = pack(x.reshape(i.folded_shape), i.datatype)
+        with self.host_ms["dma"].time():
+            out = np.asarray(self.device(packed))
+        with self.host_ms["unpack"].time():
+            return unpack(out.reshape(*o.folded_shape[:-1], -1), o.datatype, o.folded_shape[-1]).reshape(o.shape)
+
+
+def host_stages(accelerators: dict[str, object]) -> dict[str, LatencyStats]:
+    """The host-side stages (pack / dma / unpack) of the packed accelerators, summed over the parts."""
+    stages: dict[str, LatencyStats] = {}
+    for acc in accelerators.values():
+        for name, stats in getattr(acc, "host_ms", {}).items():
+            total = stages.setdefault(name, LatencyStats())
+            total.count += stats.count
+            total.total_ms += stats.total_ms
+            total.recent.extend(stats.recent)
+    return stages
 
 
 def to_stream(values: np.ndarray, io: StreamIO) -> np.ndarray:
@@ -81,6 +100,10 @@ class IntegerBackend:
         self._map_dtype = container_dtype(self._early_io.output.datatype)
         self._scale = np.float32(self._later_io.output.scale)
 
+    def host_stages(self) -> dict[str, LatencyStats]:
+        """Host-side stages of the accelerators (pack, DMA round trip, unpack) when they run on a device."""
+        return host_stages({"early": self._early, "later": self._later})
+
     def early(self, frames: np.ndarray) -> np.ndarray:
         x = to_stream(frames.transpose(0, 2, 3, 1), self._early_io.input)
         return np.concatenate([self._early(x[i : i + 1]).astype(self._map_dtype) for i in range(len(x))])
@@ -118,6 +141,10 @@ class ClipBackend:
         self.class_names = class_names(bundle, self._io)
         self._clip, self._pitch = clip, int(self._io.input.shape[1]) // bundle.frames
         self._scale = np.float32(self._io.output.scale)
+
+    def host_stages(self) -> dict[str, LatencyStats]:
+        """Host-side stages of the accelerator (pack, DMA round trip, unpack) when it runs on a device."""
+        return host_stages({CLIP: self._clip})
 
     def early(self, frames: np.ndarray) -> np.ndarray:
         raise UserError(f"'{self.model_name}' runs as one clip accelerator: it has no early-net (use full)")
