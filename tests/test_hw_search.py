@@ -99,3 +99,32 @@ def test_target_fps_max_on_a_real_build(tmp_path):
     assert report["cameras_at_30fps"] == int(report["estimated_fps"] // 30)
     saved = json.loads((tmp_path / "b" / "report.json").read_text())
     assert saved["fps_search"] == search_ and (tmp_path / "b" / "fps_search" / "target_30").is_dir()
+
+
+def test_trial_of_reads_a_clip_design():
+    report = {"design": "separate", "estimated_fps": 31.8, "fits": False, "utilization": {"BRAM_18K": 1.19},
+              "overflow": [{"resource": "BRAM_18K"}], "parts": {"clip": {"estimated_fps": 31.8, "bottleneck": "MVAU_rtl_9"}}}  # fmt: skip
+    t = trial_of(30, report)
+    assert (t.estimated_fps, t.fits, t.overflow, t.bottleneck) == (31.8, False, ["BRAM_18K"], "MVAU_rtl_9")
+
+
+@pytest.mark.slow
+def test_target_fps_max_on_a_sevnet_clip_design(tmp_path):
+    """SEVNet's one clip accelerator goes through the same search (tiny 2x32x32 W4A4 model, two designs)."""
+    import torch
+
+    from vidconv_edge.hw.search import build_fpga_max_fps
+    from vidconv_edge.hw.source import calibrated_for_board
+    from vidconv_edge.models import create_model
+    from vidconv_edge.quant.bits import make_bits
+    from vidconv_edge.quant.model import save_quant_checkpoint
+
+    torch.manual_seed(0)
+    q = calibrated_for_board(create_model("sevnet_edge", img_size=32, frames=2, num_classes=3).eval(), make_bits(4, act_bits=4))
+    save_quant_checkpoint(tmp_path / "q.pt", q, ["a", "b", "c"])
+    report = build_fpga_max_fps(tmp_path / "q.pt", "pynq-z2", tmp_path / "b", max_trials=2, log=lambda _m: None)
+    trials = report["fps_search"]["trials"]
+    assert report["part"] == "clip" and len(trials) == 2 and trials[1]["target_fps"] == round(2 * trials[0]["estimated_fps"], 1)
+    best = max((t for t in trials if t["fits"]), key=lambda t: t["estimated_fps"])
+    assert report["target_fps"] == best["target_fps"] and report["verified"] and report["fits"]
+    assert report["estimated_fps"] == pytest.approx(best["estimated_fps"], rel=0.01)

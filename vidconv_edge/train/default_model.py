@@ -53,14 +53,15 @@ def camera_sets(work: Path, per_class: int, test_per_class: int) -> tuple[Path, 
     return train, test
 
 
-def frame_order_results(model, ckpt: dict, root: Path, list_file: Path | None, workers: int) -> dict:
-    """Top-1 etc. with normal / reversed / shuffled frames, and ``reverse_to_pair``: the share of clips of the
-    paired classes that, reversed, are classified as the other class of their pair."""
+def frame_order_results(model, ckpt: dict, root: Path, list_file: Path | None, workers: int,
+                        orders: tuple[str, ...] = ORDERS) -> dict:  # fmt: skip
+    """Top-1 etc. with normal / reversed / shuffled frames (``orders``), and ``reverse_to_pair``: the share of clips
+    of the paired classes that, reversed, are classified as the other class of their pair."""
     from vidconv_edge.data.camera_motion import reverse_pair
 
     ds = eval_dataset(root, ckpt, list_file)
     out: dict = {}
-    for order in ORDERS:
+    for order in orders:
         r = evaluate(model, ds, order=order, batch_size=16, device="cpu", workers=workers)
         out[order] = {k: r[k] for k in ("top1", "top5", "mean_class_acc", "num_samples")}
         if order == "reverse":
