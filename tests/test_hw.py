@@ -907,6 +907,13 @@ def test_default_build_of_the_bundled_model_meets_the_acceptance(tmp_path):
     both pipelines bit-exact against the QONNX reference on frames of the sample video."""
     report = build_fpga(None, "pynq-z2", tmp_path / "b", log=lambda _m: None)
     assert report["verified"] is True and report["fits"] is True and report["design"] == "merged"
+    from vidconv_edge.assets import default_checkpoint
+    from vidconv_edge.checkpoint import load_checkpoint
+    from vidconv_edge.train.evaluate import load_eval_model
+
+    _, meta = load_eval_model(tmp_path / "b", "finn-sim")  # evaluating the build samples clips as the checkpoint
+    recipe = json.loads(json.dumps(load_checkpoint(default_checkpoint())["recipe"]))  # as the ONNX metadata holds it
+    assert meta["recipe"] == recipe and meta["recipe"]["data"]["test_stride"] == 2
     assert all(u <= 0.80 for u in report["utilization"].values()), report["utilization"]
     assert report["estimated_fps"] >= 30
     assert report["quantization"]["quant_top1"] >= report["quantization"]["float_top1"] - 0.01

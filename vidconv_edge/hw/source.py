@@ -105,9 +105,10 @@ def calibrated_for_board(float_model, bits, video: str | os.PathLike | None = No
 
 
 def load_quant_model(source: str | os.PathLike | None, bits, out_dir: Path, data=None, qat_epochs: int = 0,
-                     log=print) -> tuple[torch.nn.Module, str, list[str], dict | None]:  # fmt: skip
-    """(quantized model, origin, class names, quantization summary): a quantized checkpoint as it is, or a float
-    one (None: the bundled vic_edge) quantized at ``bits`` with ``hw.quantize`` (PTQ on ``data``, + QAT)."""
+                     log=print) -> tuple[torch.nn.Module, str, list[str], dict | None, dict | None]:  # fmt: skip
+    """(quantized model, origin, class names, quantization summary, training recipe): a quantized checkpoint as it
+    is, or a float one (None: the bundled vic_edge) quantized at ``bits`` with ``hw.quantize`` (PTQ on ``data``,
+    + QAT). The recipe goes into the QONNX parts so evaluating the build samples clips as the checkpoint does."""
     from vidconv_edge.checkpoint import load_checkpoint
     from vidconv_edge.hw.quantize import quantize_for_board
     from vidconv_edge.quant.model import is_quant_checkpoint, quant_model_from_checkpoint
@@ -125,13 +126,13 @@ def load_quant_model(source: str | os.PathLike | None, bits, out_dir: Path, data
             if qat_epochs:
                 raise UserError("--qat-epochs fine-tunes a float checkpoint's quantized model: give the float one")
             qmodel, _ = quant_model_from_checkpoint(ckpt)
-            return qmodel, f"quantized checkpoint {Path(source).name}", list(ckpt["class_names"]), None
+            return qmodel, f"quantized checkpoint {Path(source).name}", list(ckpt["class_names"]), None, ckpt.get("recipe")
         what = "float"
     qckpt, info = quantize_for_board(source, bits, out_dir, data, qat_epochs, log=log)
     qmodel, ckpt = quant_model_from_checkpoint(qckpt)
     how = f"PTQ + QAT {qat_epochs} epoch(s), kept {info.get('final', 'qat')}" if qat_epochs else "PTQ"
     origin = f"{what} {Path(source).name}, {bits.label()} {how} on {Path(info['data']).name}"
-    return qmodel, origin, list(ckpt["class_names"]), info
+    return qmodel, origin, list(ckpt["class_names"]), info, ckpt.get("recipe")
 
 
 def _to_int(values: np.ndarray, scale: float, what: str) -> np.ndarray:
@@ -163,20 +164,20 @@ def prepare_source(
         return _from_qonnx(Path(source), wanted, samples, video, read_qonnx_metadata)
     if source is not None and not Path(source).exists():
         raise UserError(f"model not found: {source}")
-    qmodel, origin, names, quantization = load_quant_model(source, bits, out_dir, data, qat_epochs, log)
+    qmodel, origin, names, quantization, recipe = load_quant_model(source, bits, out_dir, data, qat_epochs, log)
     if precision and qmodel.bits.label() != bits.label():
         raise UserError(f"--precision {precision}: the quantized checkpoint is {qmodel.bits.label()}")
     if not getattr(qmodel, "supports_streaming", False):
         if part not in ("both", CLIP):
             raise UserError(f"model '{qmodel.name}' has no early/later split: it builds as one accelerator per clip "
                             f"(--part {CLIP}), not --part {part}")  # fmt: skip
-        return _clip_source(qmodel, qdir / f"{CLIP}.onnx", origin, names, quantization, samples, video)
+        return _clip_source(qmodel, qdir / f"{CLIP}.onnx", origin, names, quantization, samples, video, recipe)
     if part == CLIP:
         raise UserError(f"--part {CLIP} builds whole-clip models (SEVNet); '{qmodel.name}' has early/later parts")
     spec = qmodel.input_spec
     files = {p: qdir / f"{p}.onnx" for p in PARTS}
     for p in PARTS:  # the later-net's input format is the early-net's output quantizer: export both
-        export_qonnx(qmodel, files[p], p, class_names=names)
+        export_qonnx(qmodel, files[p], p, class_names=names, recipe=recipe)
     build = BuildSource(
         qmodel.name, qmodel.bits.label(), origin, layout=tuple(qmodel.layout), img_size=spec.size, frames=spec.frames,
         class_names=names, float_spec=qmodel.float_input_spec.to_dict(), quantization=quantization,
@@ -208,14 +209,15 @@ def prepare_source(
     return build
 
 
-def _clip_source(qmodel, path: Path, origin: str, names: list[str], quantization, samples: int, video) -> BuildSource:
+def _clip_source(qmodel, path: Path, origin: str, names: list[str], quantization, samples: int, video,
+                 recipe: dict | None = None) -> BuildSource:  # fmt: skip
     """A whole-clip model's FPGA form (``quant.sevnet_fpga``) as one part: its QONNX file, and ``samples`` clips
     of the video stacked as the accelerator takes them (NHWC uint8) with the reference logits (integers)."""
     from vidconv_edge.export.qonnx import export_qonnx, read_qonnx_metadata
     from vidconv_edge.quant.sevnet_fpga import fpga_form
 
     fpga = fpga_form(qmodel)
-    export_qonnx(qmodel, path, "fpga", class_names=names)
+    export_qonnx(qmodel, path, "fpga", class_names=names, recipe=recipe)
     spec = qmodel.input_spec
     build = BuildSource(
         qmodel.name, qmodel.bits.label(), origin, layout=(1, 1), img_size=spec.size, frames=spec.frames,
