@@ -23,7 +23,7 @@ from vidconv_edge.stream.engine import Prediction, StreamEngine, Timings
 from vidconv_edge.stream.outputs import JsonlWriter, OverlayWriter, overlay_text
 from vidconv_edge.stream.preprocess import Preprocessor
 from vidconv_edge.stream.sources import FrameReader, open_source
-from vidconv_edge.stream.stats import LatencyStats, host_cost_per_frame
+from vidconv_edge.stream.stats import host_cost_per_frame, merged
 
 log = logging.getLogger("vidconv_edge.stream")
 IDLE_WAIT_S = 0.002  # how long the loop waits for any source when none had a frame ready
@@ -161,11 +161,8 @@ def _summary(be: Backend, lanes: list[_Lane], elapsed: float, interrupted: bool,
         })  # fmt: skip
     p50, p95 = Timings.percentiles([v for lane in lanes for v in lane.latency_ms])
     frames = sum(lane.frames_in for lane in lanes)
-    host = {"decode": LatencyStats(), "resize": LatencyStats()}
-    for lane in lanes:
-        for name, stats in (("decode", lane.reader.decode_ms), ("resize", lane.reader.resize_ms)):
-            host[name].count += stats.count
-            host[name].total_ms += stats.total_ms
+    host = {"decode": merged([lane.reader.decode_ms for lane in lanes]),
+            "resize": merged([lane.reader.resize_ms for lane in lanes])}  # fmt: skip
     if hasattr(be, "host_stages"):  # one accelerator serves every source
         host.update({k: v for k, v in be.host_stages().items() if v.count})
     return {

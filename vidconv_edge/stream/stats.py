@@ -39,6 +39,16 @@ class LatencyStats:
         return float(p50), float(p95)
 
 
+def merged(stats: list[LatencyStats]) -> LatencyStats:
+    """One :class:`LatencyStats` over several (counts and totals added, recent values pooled)."""
+    out = LatencyStats()
+    for s in stats:
+        out.count += s.count
+        out.total_ms += s.total_ms
+        out.recent.extend(s.recent)
+    return out
+
+
 def host_cost_per_frame(stages: dict[str, LatencyStats], frames: int) -> dict[str, float | None]:
     """Mean host-side milliseconds per input frame of each stage (its calls' total / frames)."""
     return {name: round(s.total_ms / frames, 4) if frames else None for name, s in stages.items()}

@@ -19,7 +19,7 @@ from vidconv_edge.hw.deploy import CLIP
 from vidconv_edge.stream.backends.bundle import FpgaBundle, PartSpec, StreamIO
 from vidconv_edge.stream.backends.packing import container_dtype, pack, parse_datatype, unpack
 from vidconv_edge.stream.ring import collage
-from vidconv_edge.stream.stats import LatencyStats
+from vidconv_edge.stream.stats import LatencyStats, merged
 
 
 class Accelerator(Protocol):
@@ -54,14 +54,9 @@ class PackedAccelerator:
 
 def host_stages(accelerators: dict[str, object]) -> dict[str, LatencyStats]:
     """The host-side stages (pack / dma / unpack) of the packed accelerators, summed over the parts."""
-    stages: dict[str, LatencyStats] = {}
-    for acc in accelerators.values():
-        for name, stats in getattr(acc, "host_ms", {}).items():
-            total = stages.setdefault(name, LatencyStats())
-            total.count += stats.count
-            total.total_ms += stats.total_ms
-            total.recent.extend(stats.recent)
-    return stages
+    parts = [getattr(acc, "host_ms", {}) for acc in accelerators.values()]
+    names = dict.fromkeys(name for part in parts for name in part)
+    return {name: merged([part[name] for part in parts if name in part]) for name in names}
 
 
 def to_stream(values: np.ndarray, io: StreamIO) -> np.ndarray:
