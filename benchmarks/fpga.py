@@ -17,6 +17,18 @@ that precision by the build itself (PTQ on the validation data, or ``--qat-epoch
     python benchmarks/fpga.py [--model vic_edge|sevnet_edge] [--boards pynq-z2 zcu104] [--precisions W8A4 W8A8]
                               [--widths 16,32,64,128] [--checkpoint FLOAT.pt] [--data DIR] [--qat-epochs N]
                               [--target-fps 30] [--json]
+
+``--families``: both bundled families side by side, each board at its own default precision (one table):
+held-out top-1 (``synth --task camera-motion --heldout`` clips, normal frame order, Wilson 95% interval) of the
+float model, of the quantized one (Brevitas) and of the verified HW graph (FINN python execution), measured once
+per model and precision; per board: outputs per second (vic_edge: one label per new frame, from the frame ring;
+sevnet_edge: one label per clip pass), latency per output (last frame in -> label out from FINN's cycle estimates:
+vic_edge one early-net frame + one later-net collage, sevnet_edge one pass of the whole clip, sent once its last
+frame is in) and LUT / BRAM18 / DSP. ``--quantized MODEL:PRECISION=PATH`` builds a given quantized checkpoint (e.g.
+a QAT one) instead of the build's own PTQ of the bundled float model.
+
+    python benchmarks/fpga.py --families [--boards pynq-z2 pynq-z1 ultra96-v2 kv260 zcu104]
+                              [--quantized sevnet_edge:W8A4=q.pt ...] [--test-per-class 60] [--work runs/fpga] [--json]
 """
 
 from __future__ import annotations
@@ -89,6 +101,92 @@ def run(args) -> list[dict]:
     return rows
 
 
+def family_accuracy(model_name: str, float_ckpt: Path, quantized: Path, build: Path, test: Path) -> dict:
+    """Held-out top-1 (normal order) of the float model, the quantized one and the build's HW graph."""
+    from accuracy import wilson
+
+    from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint
+    from vidconv_edge.quant.model import quant_model_from_checkpoint
+    from vidconv_edge.train.default_model import frame_order_results
+    from vidconv_edge.train.evaluate import HwGraphModel
+
+    recipe = load_checkpoint(float_ckpt)["recipe"]
+    fmodel, fckpt = model_from_checkpoint(float_ckpt)
+    qmodel, qckpt = quant_model_from_checkpoint(quantized)
+    hw = HwGraphModel(build)
+    out = {}
+    for kind, (model, ckpt) in {"float": (fmodel, fckpt), "quantized": (qmodel, {**qckpt, "recipe": recipe}),
+                                "hw_graph": (hw, {**hw.meta, "recipe": recipe})}.items():  # fmt: skip
+        r = frame_order_results(model, ckpt, test, test / "test.txt", 0, ("normal",))["normal"]
+        out[kind] = {"top1": r["top1"], "clips": r["num_samples"], "interval": wilson(r["top1"], r["num_samples"])}
+    return out
+
+
+def run_families(args) -> list[dict]:
+    """One row per (model, board): the board's default precision, shared accuracy per (model, precision)."""
+    from accuracy import held_out_set
+
+    from vidconv_edge.assets import ASSETS
+    from vidconv_edge.hw.boards import get_board
+    from vidconv_edge.hw.flow import build_fpga
+    from vidconv_edge.quant.pipeline import FINAL
+
+    work = Path(args.work)
+    test = held_out_set(work, args.test_per_class)
+    given = dict(q.split("=", 1) for q in args.quantized)
+    rows, accuracy = [], {}
+    for model_name in ("vic_edge", "sevnet_edge"):
+        float_ckpt = ASSETS / f"{model_name}.pt"
+        built: dict[tuple, tuple[dict, Path, float]] = {}  # boards with the same part, clock and precision
+        for board in args.boards:
+            spec = get_board(board)
+            precision = spec.precision
+            source = Path(given.get(f"{model_name}:{precision}", float_ckpt))
+            same = (spec.part, spec.clock_ns, precision)
+            if same not in built:
+                out = work / f"{model_name}_{board}"
+                t0 = time.perf_counter()
+                with contextlib.redirect_stdout(sys.stderr):
+                    r = build_fpga(source, board, out, target_fps=args.target_fps, strict_verify=False,
+                                   precision=precision, log=lambda _m: None)  # fmt: skip
+                built[same] = (r, out, time.perf_counter() - t0)
+            r, out, build_s = built[same]
+            key = (model_name, precision)
+            if key not in accuracy:
+                quantized = source if source != float_ckpt else out / "quant" / FINAL
+                accuracy[key] = family_accuracy(model_name, float_ckpt, quantized, out, test)
+            parts = r["parts"]
+            rows.append({
+                "model": model_name, "board": board, "precision": precision, "quantized": str(source),
+                "accuracy": accuracy[key], "outputs_per_s": r["estimated_fps"],
+                "latency_ms": sum(p["latency_ms"] for p in parts.values()),
+                "LUT": r["total"]["LUT"], "BRAM_18K": r["total"]["BRAM_18K"], "DSP": r["total"]["DSP"],
+                "use": r["utilization"], "fits": r["fits"], "verified": r["verified"], "build_s": round(build_s, 1),
+            })  # fmt: skip
+    return rows
+
+
+def print_families(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="vic_edge and sevnet_edge on the boards (held-out top-1; FINN estimates + stated margin)")
+    cols = ("model", "board", "precision", "float top-1", "quant top-1", "HW graph top-1", "outputs/s",
+            "latency ms", "LUT (use)", "BRAM18 (use)", "DSP (use)", "fits", "verified")  # fmt: skip
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("model", "board", "precision") else "right")
+    pct = lambda a: f"{100 * a['top1']:.1f}% ({100 * a['interval'][0]:.1f}-{100 * a['interval'][1]:.1f})"  # noqa: E731
+    for r in rows:
+        a, u = r["accuracy"], r["use"]
+        t.add_row(r["model"], r["board"], r["precision"], pct(a["float"]), pct(a["quantized"]), pct(a["hw_graph"]),
+                  f"{r['outputs_per_s']:.1f}", f"{r['latency_ms']:.1f}", f"{r['LUT']:,.0f} ({u['LUT']:.0%})",
+                  f"{r['BRAM_18K']:.0f} ({u['BRAM_18K']:.0%})", f"{r['DSP']:.0f} ({u['DSP']:.0%})", str(r["fits"]),
+                  "yes" if r["verified"] else "no")  # fmt: skip
+    Console(width=220).print(t)
+    if rows:
+        print(f"top-1 on {rows[0]['accuracy']['float']['clips']} held-out clips (normal order, 95% Wilson interval)")
+
+
 def print_rows(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -129,13 +227,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qat-epochs", type=int, default=0)
     p.add_argument("--target-fps", type=float, default=30.0)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--families", action="store_true",
+                   help="both bundled families side by side, each board at its default precision, held-out top-1")
+    p.add_argument("--quantized", nargs="+", default=[], metavar="MODEL:PRECISION=PATH",
+                   help="--families: a quantized checkpoint to build for that model and precision")
+    p.add_argument("--test-per-class", type=int, default=60, help="--families: held-out clips per class")
+    p.add_argument("--work", default="runs/fpga", help="--families: builds and the held-out set (kept)")
     args = p.parse_args(argv)
+    if args.families and "--boards" not in (argv if argv is not None else sys.argv[1:]):
+        args.boards = ["pynq-z2", "pynq-z1", "ultra96-v2", "kv260", "zcu104"]
     torch.set_num_threads(1)
-    rows = run(args)
+    rows = run_families(args) if args.families else run(args)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print_rows(rows)
+        (print_families if args.families else print_rows)(rows)
     return 0
 
 

@@ -65,11 +65,18 @@ def test_fpga_form_gives_the_quantized_models_logits(qsev, tmp_path):
     export_qonnx(qsev, tmp_path / "fpga.onnx", "fpga", class_names=[str(i) for i in range(10)])
     x = fpga.stack(clips).numpy()
     assert np.abs(run_qonnx_float64(tmp_path / "fpga.onnx", x) - got.numpy()).max() <= step * 1e-3
-    # the grouped spatial convs became dense block-diagonal convs
-    dense = fpga.mods[0].spatial[0]
-    assert dense.groups == 1 and qsev.stages[0][0].spatial[0].groups > 1
-    grouped = qsev.stages[0][0].spatial[0].weight
-    assert torch.equal(dense.weight[:4, :4], grouped[:4]) and (dense.weight[:4, 4:] == 0).all()
+    # the grouped spatial convs became dense convs with interleaved channels: input j / output r of group k
+    # at j*G + k / r*G + k, zero across groups
+    dense = fpga.mods[0].spatial[0].weight.detach()
+    grouped = qsev.stages[0][0].spatial[0].weight.detach()
+    c, groups = dense.shape[0], qsev.stages[0][0].spatial[0].groups
+    g = c // groups
+    assert fpga.mods[0].spatial[0].groups == 1 and 1 < groups < c and (grouped != 0).all()
+    for k in range(groups):
+        for r in range(g):
+            row = dense[r * groups + k].reshape(g, groups, 3, 3)
+            assert torch.equal(row[:, k], grouped[k * g + r])
+            assert (row[:, [i for i in range(groups) if i != k]] == 0).all()
 
 
 def test_fpga_form_refuses_other_models():

@@ -35,6 +35,7 @@ STEPS: list[tuple[str, str]] = [
     ("step_integer_io", "steps_streamline"),
     ("step_convert_to_hw", "finn"),
     ("step_mask_datatypes", "steps_masks"),
+    ("step_lower_grouped_convs", "steps_grouped"),
     ("step_check_all_hw", "steps_checks"),
     ("step_create_dataflow_partition", "finn"),
     ("step_verify_hw_python", "steps_verify"),

@@ -9,8 +9,14 @@ stride-2 stages keep an integer pitch P/2^k with at least one separator row), in
   the quantizer of that output (where FINN turns it into an integer ``ElementwiseMul``), so that the
   next conv's padding reads zeros there as in the per-frame model;
 - the 3x1x1 temporal conv is a (3, 1) conv dilated by the pitch, padding (P_k, 0);
-- grouped 3x3 convs are dense convs with block-diagonal weights (exact: per-channel max scales and the
-  integer weights are unchanged, the zeros stay zero);
+- grouped 3x3 convs are dense convs whose channels are *interleaved* (:func:`interleaving`): the grouped
+  conv's input channel j of group k sits at j*G + k and its output r of group k at r*G + k (G groups), the
+  pointwise conv before it produces its channels in that order and the temporal conv after it reads them so
+  (permuted copies of their weights, BN and biases: exact, per-channel max scales permute along). FINN lowers
+  this dense conv to an MVAU whose weights are zero outside the groups; ``hw.steps_grouped`` then rewrites
+  it as one depthwise VVAU per output r over the (H, W*g) view of the stream, storing only the grouped conv's
+  own weights (in channels-last order the view is the same stream: pixel w, channel j*G + k is pixel
+  w*g + j, channel k);
 - the 3x3/2 average pool of a downsample shortcut is an all-ones depthwise 3x3/2 conv times 1/9;
 - global average pooling over the stack is rescaled by P_k/H_k (the separator rows are zero).
 
@@ -18,6 +24,8 @@ Quantizers, BNs and the stem/pointwise/head layers are the quantized model's own
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn as nn
@@ -60,25 +68,47 @@ class RowMask(nn.Module):
         return x * self.mask
 
 
-def dense_conv(conv: QuantConv2d) -> QuantConv2d:
-    """A grouped quantized conv as a dense one with block-diagonal weights (same quantizer and options)."""
+def interleaving(channels: int, groups: int) -> torch.Tensor:
+    """``order[j*G + k] = k*g + j`` (G = ``groups``, g = channels // G): channel j of group k moves to j*G + k."""
+    g = channels // groups
+    return torch.arange(channels).reshape(groups, g).t().reshape(-1)
+
+
+def dense_conv(conv: QuantConv2d, order: torch.Tensor | None = None) -> QuantConv2d:
+    """A grouped quantized conv as a dense one (same quantizer and options) with block-diagonal weights, its
+    input and output channels in ``order`` (``None``: the grouped conv's own)."""
     w, g = conv.weight.detach(), conv.groups
     cout, cpg = w.shape[:2]
     opg = cout // g
     dense = torch.zeros(cout, cpg * g, *w.shape[2:], dtype=w.dtype)
     for i in range(g):
         dense[i * opg : (i + 1) * opg, i * cpg : (i + 1) * cpg] = w[i * opg : (i + 1) * opg]
+    if order is not None:
+        dense = dense[order][:, order]
     out = qconv(cpg * g, cout, conv.kernel_size, _weight_bits(conv), stride=conv.stride, padding=conv.padding,
                 bias=False, return_quant_tensor=True)  # fmt: skip
     out.weight.data.copy_(dense)
     return out
 
 
-def dilated_temporal(conv: QuantConv2d, pitch: int) -> QuantConv2d:
-    """The (3, 1) temporal conv over (T, H*W) as a (3, 1) conv over the stack, dilated by ``pitch``."""
+def permuted_outputs(cbr: nn.Sequential, order: torch.Tensor) -> nn.Sequential:
+    """A copy of a conv + BN + activation whose output channel i is the original's ``order[i]``."""
+    out = copy.deepcopy(cbr)
+    conv, bn = out[0], out[1]
+    with torch.no_grad():
+        for t in (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var):
+            if t is not None:
+                t.copy_(t[order])
+    return out
+
+
+def dilated_temporal(conv: QuantConv2d, pitch: int, order: torch.Tensor | None = None) -> QuantConv2d:
+    """The (3, 1) temporal conv over (T, H*W) as a (3, 1) conv over the stack, dilated by ``pitch``; its input
+    channel i is the original's ``order[i]`` (``None``: the original order)."""
     out = qconv(conv.in_channels, conv.out_channels, (3, 1), _weight_bits(conv), padding=(pitch, 0),
                 dilation=(pitch, 1), bias=False, return_quant_tensor=True)  # fmt: skip
-    out.weight.data.copy_(conv.weight.detach())
+    w = conv.weight.detach()
+    out.weight.data.copy_(w if order is None else w[:, order])
     return out
 
 
@@ -101,17 +131,21 @@ class OnesPool(nn.Module):
 
 
 class Temporal(nn.Module):
-    def __init__(self, tc: nn.Module, pitch: int):
+    def __init__(self, tc: nn.Module, pitch: int, order: torch.Tensor | None = None):
         super().__init__()
-        self.conv, self.bn, self.act = dilated_temporal(tc.conv, pitch), tc.bn, tc.act
+        self.conv, self.bn, self.act = dilated_temporal(tc.conv, pitch, order), tc.bn, tc.act
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
 
 
-def _spatial(cbr: nn.Sequential) -> nn.Sequential:
-    conv = cbr[0]
-    return nn.Sequential(dense_conv(conv) if conv.groups > 1 else conv, cbr[1], cbr[2])
+def _spatial(cbr: nn.Sequential, order: torch.Tensor) -> nn.Sequential:
+    """The grouped conv + BN + activation with interleaved channels (``order``) in and out."""
+    bn = copy.deepcopy(cbr[1])
+    with torch.no_grad():
+        for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
+            t.copy_(t[order])
+    return nn.Sequential(dense_conv(cbr[0], order), bn, cbr[2])
 
 
 class FpgaModule(nn.Module):
@@ -121,9 +155,14 @@ class FpgaModule(nn.Module):
         super().__init__()
         self.down = hasattr(mod, "shortcut")
         h2, p2 = (h // 2, p // 2) if self.down else (h, p)
-        self.add_quant, self.pointwise = mod.add_quant, mod.pointwise
-        self.spatial = _spatial(mod.spatial)
-        self.temporal = Temporal(mod.temporal, p2)
+        self.add_quant = mod.add_quant
+        conv = mod.spatial[0]
+        if conv.groups > 1:
+            order = interleaving(conv.out_channels, conv.groups)
+            self.pointwise, self.spatial = permuted_outputs(mod.pointwise, order), _spatial(mod.spatial, order)
+            self.temporal = Temporal(mod.temporal, p2, order)
+        else:
+            self.pointwise, self.spatial, self.temporal = mod.pointwise, mod.spatial, Temporal(mod.temporal, p2)
         self.mask_in, self.mask_out = RowMask(frames, h, p), RowMask(frames, h2, p2)
         # the stem's output: masked after this module's input quantizer (q(0) = 0), where FINN expects masks
         self.mask_x = RowMask(frames, h, p) if mask_input else nn.Identity()
