@@ -25,7 +25,8 @@ per model and precision; per board: outputs per second (vic_edge: one label per 
 sevnet_edge: one label per clip pass), latency per output (last frame in -> label out from FINN's cycle estimates:
 vic_edge one early-net frame + one later-net collage, sevnet_edge one pass of the whole clip, sent once its last
 frame is in) and LUT / BRAM18 / DSP. ``--quantized MODEL:PRECISION=PATH`` builds a given quantized checkpoint (e.g.
-a QAT one) instead of the build's own PTQ of the bundled float model.
+a QAT one) instead of what the build makes of the bundled float model: its bundled QAT form at that precision
+(``vidconv_edge/assets/<model>_w8a4.pt``), else the build's own PTQ.
 
     python benchmarks/fpga.py --families [--boards pynq-z2 pynq-z1 ultra96-v2 kv260 zcu104]
                               [--quantized sevnet_edge:W8A4=q.pt ...] [--test-per-class 60] [--work runs/fpga] [--json]
@@ -126,7 +127,7 @@ def run_families(args) -> list[dict]:
     """One row per (model, board): the board's default precision, shared accuracy per (model, precision)."""
     from accuracy import held_out_set
 
-    from vidconv_edge.assets import ASSETS
+    from vidconv_edge.assets import ASSETS, bundled_quantized
     from vidconv_edge.hw.boards import get_board
     from vidconv_edge.hw.flow import build_fpga
     from vidconv_edge.quant.pipeline import FINAL
@@ -153,7 +154,8 @@ def run_families(args) -> list[dict]:
             r, out, build_s = built[same]
             key = (model_name, precision)
             if key not in accuracy:
-                quantized = source if source != float_ckpt else out / "quant" / FINAL
+                quantized = source if source != float_ckpt else (bundled_quantized(source, precision)
+                                                                 or out / "quant" / FINAL)  # fmt: skip
                 accuracy[key] = family_accuracy(model_name, float_ckpt, quantized, out, test)
             parts = r["parts"]
             rows.append({

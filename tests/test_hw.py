@@ -797,6 +797,32 @@ def test_build_fpga_lowers_a_quantized_sevnet_completely(tmp_path, capsys):
     _hw_graph_evaluates_like_the_stream(out, tmp_path, capsys)
 
 
+@pytest.mark.slow
+def test_sevnet_with_group_width_8_lowers_its_grouped_convs_bit_exact(tmp_path):
+    """sevnet_edge with groups of width 8 (2x32x32, W8A4): each grouped conv (stride 1 and 2) becomes 8 depthwise
+    VVAUs holding its own weights, and the HW graph equals the QONNX model bit for bit."""
+    import torch
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from vidconv_edge.hw.source import calibrated_for_board
+    from vidconv_edge.models import create_model
+    from vidconv_edge.quant.bits import make_bits
+    from vidconv_edge.quant.model import save_quant_checkpoint
+
+    torch.manual_seed(1)
+    model = create_model("sevnet_edge", img_size=32, frames=2, group_width=8).eval()
+    qmodel = calibrated_for_board(model, make_bits(8, act_bits=4))
+    save_quant_checkpoint(tmp_path / "sev8.pt", qmodel, [str(i) for i in range(10)])
+    report = build_fpga(tmp_path / "sev8.pt", "pynq-z2", tmp_path / "b", until="verify_hw_python", log=lambda _m: None)
+    check = report["parts"]["clip"]["io"]["verification"]
+    assert report["verified"] is True and check["bit_exact"] and check["mismatches"] == 0
+    hw = ModelWrapper(str(next((tmp_path / "b" / "clip" / "intermediate_models").glob("*_step_lower_grouped_convs.onnx"))))
+    lowered = [n for n in hw.graph.node if n.op_type == "VVAU" and n.name.startswith("VVAU_MVAU")]
+    grouped = [m for m in qmodel.modules() if isinstance(m, torch.nn.Conv2d) and 1 < m.groups < m.in_channels]
+    assert {m.stride for m in grouped} == {(1, 1), (2, 2)} and len(lowered) == 8 * len(grouped)
+    assert sum(hw.get_initializer(n.input[1]).size for n in lowered) == sum(m.weight.numel() for m in grouped)
+
+
 def _hw_graph_evaluates_like_the_stream(out, tmp_path, capsys) -> None:
     """``eval BUILD --backend finn-sim``: the verified HW graph scores clips; its logits are the stream's."""
     import shutil

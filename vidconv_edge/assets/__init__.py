@@ -1,8 +1,10 @@
 """Files shipped inside the package: the bundled models ``vic_edge.pt`` (the default) and ``sevnet_edge.pt``,
-both trained on camera motion over real footage (see ``vidconv_edge.train.default_model``), and a sample video."""
+both trained on camera motion over real footage (see ``vidconv_edge.train.default_model``), their QAT-quantized
+forms at the Pynq-Z2's precision (``vic_edge_w8a4.pt``, ``sevnet_edge_w8a4.pt``), and a sample video."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from vidconv_edge.errors import UserError
@@ -20,6 +22,15 @@ def default_checkpoint() -> Path:
             "pass a checkpoint or rebuild it with: python -m vidconv_edge.train.default_model"
         )
     return DEFAULT_CHECKPOINT
+
+
+def bundled_quantized(checkpoint: str | os.PathLike, precision: str) -> Path | None:
+    """The bundled quantized (QAT) form of a bundled float ``checkpoint`` at ``precision`` (e.g. ``W8A4``), if any."""
+    path = Path(checkpoint).resolve()
+    if path not in (DEFAULT_CHECKPOINT, SEVNET_CHECKPOINT):
+        return None
+    quantized = ASSETS / f"{path.stem}_{precision.lower()}.pt"
+    return quantized if quantized.is_file() else None
 
 
 SAMPLE_VIDEO = ASSETS / "sample.mp4"

@@ -216,6 +216,9 @@ def print_report(report: dict, console=None) -> None:
         after = f"PTQ {q['ptq_top1']:.3f}" + (f", QAT {q['qat_top1']:.3f}" if "qat_top1" in q else "")
         console.print(f"val top-1 on {q['val_videos']} videos ({q['data']}): float {q['float_top1']:.3f}, "
                       f"{q['bits']} {after}; kept {q.get('final', 'calibrated')}: {0.0 - 100 * q['top1_drop']:+.1f} points")  # fmt: skip
+        if q.get("heldout_top1") is not None:
+            console.print(f"held-out top-1 ({q['heldout_clips']} clips of footage never used in training or selection): "
+                          f"{q['bits']} {q['heldout_top1']:.3f}")  # fmt: skip
     if report.get("stopped"):
         console.print(f"[yellow]{report['stopped']}[/yellow]")
 

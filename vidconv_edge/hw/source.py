@@ -109,6 +109,7 @@ def load_quant_model(source: str | os.PathLike | None, bits, out_dir: Path, data
     """(quantized model, origin, class names, quantization summary, training recipe): a quantized checkpoint as it
     is, or a float one (None: the bundled vic_edge) quantized at ``bits`` with ``hw.quantize`` (PTQ on ``data``,
     + QAT). The recipe goes into the QONNX parts so evaluating the build samples clips as the checkpoint does."""
+    from vidconv_edge.assets import bundled_quantized
     from vidconv_edge.checkpoint import load_checkpoint
     from vidconv_edge.hw.quantize import quantize_for_board
     from vidconv_edge.quant.model import is_quant_checkpoint, quant_model_from_checkpoint
@@ -128,11 +129,25 @@ def load_quant_model(source: str | os.PathLike | None, bits, out_dir: Path, data
             qmodel, _ = quant_model_from_checkpoint(ckpt)
             return qmodel, f"quantized checkpoint {Path(source).name}", list(ckpt["class_names"]), None, ckpt.get("recipe")
         what = "float"
+    bundled = bundled_quantized(source, bits.label()) if data is None and not qat_epochs else None
+    if bundled is not None:  # the bundled model's own QAT form at this precision (default_model --qat)
+        qmodel, qckpt = quant_model_from_checkpoint(bundled)
+        origin = f"{what} {Path(source).name}: its bundled {bits.label()} QAT form {bundled.name}"
+        return qmodel, origin, list(qckpt["class_names"]), bundled_info(qckpt, bundled, bits), qckpt.get("recipe")
     qckpt, info = quantize_for_board(source, bits, out_dir, data, qat_epochs, log=log)
     qmodel, ckpt = quant_model_from_checkpoint(qckpt)
     how = f"PTQ + QAT {qat_epochs} epoch(s), kept {info.get('final', 'qat')}" if qat_epochs else "PTQ"
     origin = f"{what} {Path(source).name}, {bits.label()} {how} on {Path(info['data']).name}"
     return qmodel, origin, list(ckpt["class_names"]), info, ckpt.get("recipe")
+
+
+def bundled_info(qckpt: dict, path: Path, bits) -> dict:
+    """The report's ``quantization`` entry for a bundled QAT model: its validation numbers and held-out top-1."""
+    made = qckpt.get("report") or {}
+    test = (made.get("test") or {}).get("normal") or {}
+    return {**(made.get("qat") or {}), "bits": bits.label(), "qat_epochs": made.get("epochs"), "checkpoint": path.name,
+            "data": "the bundled training set (python -m vidconv_edge.train.default_model --qat)",
+            "heldout_top1": test.get("top1"), "heldout_clips": test.get("num_samples")}  # fmt: skip
 
 
 def _to_int(values: np.ndarray, scale: float, what: str) -> np.ndarray:

@@ -9,6 +9,10 @@
 3. evaluates that checkpoint on validation and on the held-out test set, each with normal, reversed and
    shuffled frames, and how often a reversed clip is classified as the reverse of its class,
 4. saves the weights without training state (small) to the package assets, with the numbers.
+
+``--qat`` then makes the bundled quantized model at the Pynq-Z2's precision (``<model>_w8a4.pt``, what
+``build-fpga`` builds for a W8A4 board from the bundled float model): PTQ calibration and QAT fine-tuning on the same
+training set (checkpoint selected on its validation split), evaluated on validation and the held-out test set.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 import torch
 
 from vidconv_edge.assets import ASSETS
-from vidconv_edge.checkpoint import model_from_checkpoint, save_checkpoint
+from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from vidconv_edge.errors import UserError
 from vidconv_edge.io import atomic_path
 from vidconv_edge.train.config import CONFIG_DIR, load_recipe
@@ -34,6 +38,9 @@ MODELS = ("vic_edge", "sevnet_edge")
 EPOCHS = {"vic_edge": 40, "sevnet_edge": 16}  # vic_edge learns camera motion more slowly (16 epochs: 79% val)
 RECIPE = CONFIG_DIR / "camera_edge.yaml"
 TRAIN_SEED, TEST_SEED = 0, 1
+QAT_PRECISION = "W8A4"  # the Pynq-Z2's
+QAT_EPOCHS = {"vic_edge": 4, "sevnet_edge": 12}
+QAT_LR, QAT_BATCH = 2e-4, 16
 
 
 def camera_sets(work: Path, per_class: int, test_per_class: int) -> tuple[Path, Path]:
@@ -119,11 +126,48 @@ def build_default_model(model_name: str, work: Path, out: Path, per_class: int, 
     return report
 
 
+def quantized_asset(model_name: str, precision: str = QAT_PRECISION) -> Path:
+    """Where the bundled quantized model of ``model_name`` at ``precision`` lives."""
+    return ASSETS / f"{model_name}_{precision.lower()}.pt"
+
+
+def build_quantized_model(model_name: str, work: Path, out: Path, per_class: int, test_per_class: int,
+                          epochs: int | None, workers: int) -> dict:  # fmt: skip
+    """QAT of the bundled float ``model_name`` at :data:`QAT_PRECISION` on the training set; evaluate; save."""
+    from vidconv_edge.quant.bits import parse_mix
+    from vidconv_edge.quant.model import quant_model_from_checkpoint, save_quant_checkpoint
+    from vidconv_edge.quant.pipeline import quantize
+
+    float_ckpt = ASSETS / f"{model_name}.pt"
+    data, test = camera_sets(work, per_class, test_per_class)
+    run = work / f"{model_name}_{QAT_PRECISION.lower()}"
+    summary = quantize(float_ckpt, data, run, epochs=epochs or QAT_EPOCHS[model_name], bits=parse_mix(QAT_PRECISION),
+                       batch_size=QAT_BATCH, lr=QAT_LR, seed=TRAIN_SEED, progress=sys.stderr.isatty())  # fmt: skip
+    qmodel, qckpt = quant_model_from_checkpoint(summary["files"]["quantized"])
+    qckpt = {**qckpt, "recipe": qckpt.get("recipe") or load_checkpoint(float_ckpt)["recipe"]}
+    report = {
+        "model": model_name, "precision": QAT_PRECISION, "float_checkpoint": float_ckpt.name,
+        "qat": {k: summary.get(k) for k in ("float_top1", "ptq_top1", "qat_top1", "quant_top1", "final", "top1_drop",
+                                            "val_videos")},  # fmt: skip
+        "epochs": epochs or QAT_EPOCHS[model_name], "lr": QAT_LR, "batch_size": QAT_BATCH,
+        "val": frame_order_results(qmodel, qckpt, data, None, workers),
+        "test": frame_order_results(qmodel, qckpt, test, test / "test.txt", workers),
+    }  # fmt: skip
+    save_quant_checkpoint(out, qmodel, qckpt["class_names"], recipe=qckpt["recipe"], epoch=qckpt.get("epoch"),
+                          metrics=qckpt.get("metrics"), report=report)  # fmt: skip
+    report["checkpoint"], report["checkpoint_bytes"] = str(out), out.stat().st_size
+    with atomic_path(run / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+    return report
+
+
 def _print(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{report['model']}: {report['epochs']} epochs in {report['train_time_s'] / 60:.1f} min (best {report['best_epoch']})")
+    what = f"{report['precision']} QAT" if "precision" in report else "float"
+    took = f" in {report['train_time_s'] / 60:.1f} min (best {report['best_epoch']})" if "train_time_s" in report else ""
+    table = Table(title=f"{report['model']} {what}: {report['epochs']} epochs{took}")
     table.add_column("set")
     for order in ORDERS:
         table.add_column(f"top-1 {order}", justify="right")
@@ -146,12 +190,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fresh", action="store_true", help="start the run over (default: continue one left in --work)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 suits 2 cores with a loader process)")
     p.add_argument("--workers", type=int, default=1, help="data loading processes")
+    p.add_argument("--qat", action="store_true",
+                   help=f"make the bundled {QAT_PRECISION} model from the bundled float one (QAT; --epochs: "
+                        f"{', '.join(f'{m} {e}' for m, e in QAT_EPOCHS.items())})")  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else ASSETS / f"{args.model}.pt"
     try:
-        report = build_default_model(args.model, Path(args.work), out, args.per_class, args.test_per_class, args.epochs,
-                                     args.workers, args.fresh)  # fmt: skip
+        if args.qat:
+            out = Path(args.out) if args.out else quantized_asset(args.model)
+            report = build_quantized_model(args.model, Path(args.work), out, args.per_class, args.test_per_class,
+                                           args.epochs, args.workers)  # fmt: skip
+        else:
+            out = Path(args.out) if args.out else ASSETS / f"{args.model}.pt"
+            report = build_default_model(args.model, Path(args.work), out, args.per_class, args.test_per_class,
+                                         args.epochs, args.workers, args.fresh)  # fmt: skip
     except UserError as e:
         print(f"default_model: error: {e}", file=sys.stderr)
         return 2
