@@ -20,6 +20,7 @@ from rich.table import Table
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.io import atomic_path
+from vidconv_edge.tables import print_table
 
 STEPS = ("model", "export", "quantize", "fpga", "stream")
 
@@ -83,7 +84,7 @@ def step_model(ctx: DemoContext) -> dict:
 
     model, _ = _float_model(ctx)
     prof = profile_model(model)
-    ctx.console.print(profile_table(prof, f"{model.name} ({ctx.checkpoint.name})"))
+    print_table(profile_table(prof, f"{model.name} ({ctx.checkpoint.name})"), ctx.console)
     ctx.console.print(f"MACs per streamed frame: {prof.macs_per_streamed_frame / 1e6:.1f}M (vs {prof.macs / 1e6:.1f}M per clip)")
     return {"params": prof.params, "macs_per_clip": prof.macs, "macs_per_streamed_frame": prof.macs_per_streamed_frame}
 
@@ -233,7 +234,7 @@ def _print_summary(console: Console, summary: dict) -> None:
         res = summary["results"][step]
         text = ", ".join(f"{k}={_short(v)}" for k, v in res.items() if not isinstance(v, dict))
         table.add_row(step, str(summary["seconds"][step]), text)
-    console.print(table)
+    print_table(table, console)
     console.print("written:")
     for name, path in summary["artifacts"].items():
         console.print(f"  {name:22s} {path}")

@@ -53,6 +53,7 @@ def _boards(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from vidconv_edge.hw.boards import list_boards
+    from vidconv_edge.tables import print_table
 
     boards = list_boards()
     if args.json:
@@ -65,7 +66,7 @@ def _boards(args: argparse.Namespace) -> int:
         table.add_row(b.name, b.part, f"{b.clock_ns:g}", f"{b.lut:,}", f"{b.ff:,}", str(b.bram_18k), str(b.uram),
                       f"{b.dsp:,}", b.shell_flow, b.precision)  # fmt: skip
     console = Console()
-    console.print(table)
+    print_table(table, console)
     for b in boards:
         console.print(f"  {b.name}: {b.note}")
     return 0
@@ -74,12 +75,12 @@ def _boards(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     import json
 
-    from rich.console import Console
     from rich.markup import escape
 
     from vidconv_edge.hw.boards import get_board
     from vidconv_edge.hw.flow import build_fpga, resolve_until
     from vidconv_edge.hw.report import print_report, print_search
+    from vidconv_edge.tables import TableConsole
 
     get_board(args.board)  # bad input fails before FINN is imported
     resolve_until(args.until)
@@ -88,7 +89,7 @@ def _build(args: argparse.Namespace) -> int:
 
         w, a = parse_part(args.precision)
         make_bits(w, act_bits=a)
-    console = Console(stderr=args.json)
+    console = TableConsole(stderr=args.json)
     options = dict(
         clock_ns=args.clock_ns, part=args.part, until=args.until, verify_samples=args.verify_samples, video=args.video,
         strict_verify=args.strict_verify, data=args.data, qat_epochs=args.qat_epochs, precision=args.precision,

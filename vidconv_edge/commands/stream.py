@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def register(sub) -> None:
@@ -47,6 +48,7 @@ def register(sub) -> None:
     p.add_argument("--topk", type=int, default=5, help="labels per output line")
     p.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object instead of a table")
     p.set_defaults(handler=_run)
 
 
@@ -67,7 +69,10 @@ def _run(args) -> int:
             jsonl=args.jsonl, overlay=args.overlay, recompute=args.recompute, progress=not args.quiet,
             names=args.source,
         )  # fmt: skip
-        print_multi_summary(summary)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print_multi_summary(summary)
         _write_summary(args.summary_json, summary)
         return 130 if summary["interrupted"] else 0
     source = sources[0]
@@ -84,7 +89,10 @@ def _run(args) -> int:
         recompute=args.recompute,
         progress=not args.quiet,
     )
-    print_summary(summary)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_summary(summary)
     _write_summary(args.summary_json, summary)
     return 130 if summary["interrupted"] else 0
 
@@ -99,8 +107,6 @@ def _resolve(source: str):
 
 
 def _write_summary(path: str | None, summary: dict) -> None:
-    import json
-
     from vidconv_edge.io import atomic_path
 
     if path:

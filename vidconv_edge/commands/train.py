@@ -152,6 +152,8 @@ def _print_eval(result: dict, class_names: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from vidconv_edge.tables import print_table
+
     table = Table(
         title=f"{result['model']} ({result['precision']}, {result['backend']}) on {result['num_samples']} videos "
         f"({result['views']} views, {result['order']} order)"
@@ -163,7 +165,7 @@ def _print_eval(result: dict, class_names: list[str]) -> None:
             table.add_row(key, f"{100 * result[key]:.2f}%")
     table.add_row("loss", f"{result['loss']:.4f}")
     console = Console()
-    console.print(table)
+    print_table(table, console)
     if result["confusion"] is not None and len(class_names) <= 20:
         conf = Table(title="confusion (rows: true, columns: predicted)")
         conf.add_column("")
@@ -171,7 +173,7 @@ def _print_eval(result: dict, class_names: list[str]) -> None:
             conf.add_column(str(i), justify="right")
         for i, row in enumerate(result["confusion"]):
             conf.add_row(f"{i} {class_names[i]}", *[str(v) if v else "." for v in row])
-        console.print(conf)
+        print_table(conf, console)
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -95,6 +95,8 @@ def print_layer_report(rows: list[dict], title: str = "per-layer quantization er
     from rich.console import Console
     from rich.table import Table
 
+    from vidconv_edge.tables import print_table
+
     worst = {r["layer"] for r in worst_layers(rows)}
     table = Table(title=title)
     for col in ("layer", "type", "part", "SQNR dB", "rel RMSE", "max |err|", "cosine"):
@@ -105,4 +107,4 @@ def print_layer_report(rows: list[dict], title: str = "per-layer quantization er
             r["layer"], r["type"], r["part"], f"{r['sqnr_db']:.1f}", f"{r['rel_rmse']:.4f}", f"{r['max_abs']:.4g}",
             f"{r['cosine']:.4f}", style=style,
         )  # fmt: skip
-    Console().print(table)
+    print_table(table)

@@ -190,6 +190,8 @@ def print_multi_summary(summary: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from vidconv_edge.tables import print_table
+
     console = console or Console()
     table = Table(title=f"stream summary: {summary['model']} on {summary['backend']}, {summary['elapsed_s']:.1f} s")
     for col in ("source", "frames", "outputs", "dropped", "fps", "latency p50 / p95 ms", "error"):
@@ -206,4 +208,4 @@ def print_multi_summary(summary: dict, console=None) -> None:
     table.add_row("total", str(t["frames_in"]), str(t["outputs"]), str(t["frames_dropped"]),
                   "-" if t["fps"] is None else f"{t['fps']:.1f}", ms(t["latency_ms_p50"], t["latency_ms_p95"]),
                   ", ".join(t["failed"]))  # fmt: skip
-    console.print(table)
+    print_table(table, console)

@@ -169,6 +169,8 @@ def print_summary(summary: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from vidconv_edge.tables import print_table
+
     console = console or Console()
     table = Table(title="stream summary", show_header=False)
     table.add_column("key", style="bold")
@@ -181,4 +183,4 @@ def print_summary(summary: dict, console=None) -> None:
 
     for key, value in summary.items():
         table.add_row(key, fmt(value))
-    console.print(table)
+    print_table(table, console)

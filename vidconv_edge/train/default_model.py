@@ -123,6 +123,8 @@ def _print(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from vidconv_edge.tables import print_table
+
     table = Table(title=f"{report['model']}: {report['epochs']} epochs in {report['train_time_s'] / 60:.1f} min (best {report['best_epoch']})")
     table.add_column("set")
     for order in ORDERS:
@@ -132,7 +134,7 @@ def _print(report: dict) -> None:
         r = report[split]
         table.add_row(f"{split} ({r['normal']['num_samples']} clips)", *[f"{100 * r[o]['top1']:.1f}%" for o in ORDERS],
                       f"{100 * r['reverse_to_pair']:.1f}%")  # fmt: skip
-    Console(stderr=True).print(table)
+    print_table(table, Console(stderr=True))
 
 
 def main(argv: list[str] | None = None) -> int:
