@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", help="comma-separated subset of: model,export,quantize,fpga,stream")
     p.add_argument("--board", default="pynq-z2")
     p.add_argument("--quick", action="store_true", help="smaller variant (tests): fewer clips, early-net FPGA build")
+    p.add_argument("--quiet", action="store_true", help="no progress bars / progress lines (the steps' results still print)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object (the steps' output goes to stderr)")
     p.set_defaults(handler=_demo)
 
@@ -31,6 +32,7 @@ def _demo(args: argparse.Namespace) -> int:
         steps=parse_steps(args.steps),
         board=args.board,
         quick=args.quick,
+        progress=not args.quiet,
     )
     summary = run_demo(cfg, Console(stderr=args.json))
     if args.json:

@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--qat-epochs", type=int, default=0, help="QAT epochs after the calibration (default 0: PTQ only)")
     p.add_argument("--precision", help="quantize a float model at this precision, e.g. W8A8 (default: the board's)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    p.add_argument("--quiet", action="store_true", help="no progress lines (the steps as they run)")
     p.set_defaults(handler=_build)
 
 
@@ -94,7 +95,7 @@ def _build(args: argparse.Namespace) -> int:
         clock_ns=args.clock_ns, part=args.part, until=args.until, verify_samples=args.verify_samples, video=args.video,
         strict_verify=args.strict_verify, data=args.data, qat_epochs=args.qat_epochs, precision=args.precision,
     )  # fmt: skip
-    log = lambda msg: console.print(f"[dim]{escape(msg)}[/dim]")  # noqa: E731
+    log = lambda msg: None if args.quiet else console.print(f"[dim]{escape(msg)}[/dim]")  # noqa: E731
     if args.target_fps == "max":
         from vidconv_edge.hw.search import build_fpga_max_fps
 

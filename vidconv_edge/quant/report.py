@@ -92,7 +92,6 @@ def write_layer_report(rows: list[dict], path: str | os.PathLike) -> None:
 
 
 def print_layer_report(rows: list[dict], title: str = "per-layer quantization error (quantized vs float)") -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from vidconv_edge.tables import print_table

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from vidconv_edge.errors import UserError
+from vidconv_edge.progress import bar
 from vidconv_edge.stream.backends import Backend, open_backend
 from vidconv_edge.stream.engine import Prediction, StreamEngine, Timings
 from vidconv_edge.stream.outputs import JsonlWriter, OverlayWriter, overlay_text
@@ -86,7 +87,7 @@ def run_streams(
         for name, src, path in zip(names, opened, overlays)
     ]
     json_out = JsonlWriter(jsonl) if jsonl else None
-    bar = _progress_bar(progress, len(lanes))
+    frames_bar = bar(desc=f"stream x{len(lanes)}", unit="frame", enabled=progress)
     ok, interrupted = False, False
     t_start = time.perf_counter()
     try:
@@ -109,8 +110,7 @@ def run_streams(
                         continue
                     served = True
                     _serve(lane, *item, json_out, on_prediction)
-                    if bar is not None:
-                        bar.update(1)
+                    frames_bar.update()
                 if not served and active:
                     time.sleep(IDLE_WAIT_S)
         except KeyboardInterrupt:
@@ -118,8 +118,7 @@ def run_streams(
             log.warning("interrupted: finishing the outputs written so far")
         ok = True
     finally:
-        if bar is not None:
-            bar.close()
+        frames_bar.close()
         for lane in lanes:
             lane.reader.stop()
             if lane.overlay is not None:
@@ -176,13 +175,6 @@ def _summary(be: Backend, lanes: list[_Lane], elapsed: float, interrupted: bool,
         "elapsed_s": round(elapsed, 3), "interrupted": interrupted, "jsonl": str(Path(jsonl)) if jsonl else None,
     }  # fmt: skip
 
-
-def _progress_bar(enabled: bool, count: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(unit="frame", desc=f"stream x{count}", leave=False, dynamic_ncols=True)
 
 
 def print_multi_summary(summary: dict, console=None) -> None:
