@@ -7,6 +7,9 @@ import json
 
 
 def register(sub) -> None:
+    from vidconv_edge.stream.backends import BACKENDS  # no torch import
+    from vidconv_edge.stream.engine import PAD_POLICIES
+
     p = sub.add_parser(
         "stream",
         help="stream a video through a VidConv model (early-net per frame, later-net on the collage)",
@@ -34,10 +37,13 @@ def register(sub) -> None:
     p.add_argument(
         "--backend",
         default=None,
-        help="torch | onnxruntime | finn-sim | pynq (default: inferred from the model argument)",
+        choices=BACKENDS,
+        help="default: inferred from the model argument (a checkpoint: torch; with onnxruntime its ONNX parts are "
+        "exported once into the cache)",
     )
     p.add_argument("--stride", type=int, default=1, help="output every K frames")
-    p.add_argument("--pad", default="none", help="warm-up policy: none (wait for L frames) | first (repeat frame 0)")
+    p.add_argument("--pad", default="none", choices=PAD_POLICIES,
+                   help="warm-up policy: none (wait for L frames) or first (repeat frame 0)")  # fmt: skip
     p.add_argument("--jsonl", default=None, help="write one JSON line per output here")
     p.add_argument("--overlay", default=None, help="write an MP4 of every frame with label, confidence and fps "
                    "(several sources: one file per source, F-0.mp4, F-1.mp4, ... in the order of --source)")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import bisect
 import functools
 import os
-import re
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from vidconv_edge.errors import UserError
+from vidconv_edge.naming import natural_key
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -264,15 +264,9 @@ def _resize_rgb(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 # -- frame folders -----------------------------------------------------------------------------
 
-_DIGITS = re.compile(r"(\d+)")
-
-
-def _natural_key(p: Path) -> list:
-    return [int(t) if t.isdigit() else t for t in _DIGITS.split(p.name)]
-
 
 def _folder_frames(path: Path) -> list[Path]:
-    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
+    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=natural_key)
     if not files:
         raise VideoReadError(path, "frame folder holds no images")
     return files
