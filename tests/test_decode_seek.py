@@ -62,7 +62,10 @@ def test_seeking_reader_returns_the_sequential_frames(video, monkeypatch):
     def no_fallback(*_):
         raise AssertionError("fell back to sequential decoding")
 
-    monkeypatch.setattr(decode, "_decode_sequential", no_fallback)  # every read below is the seeking one
+    # every read below is the seeking one, seeking wherever a keyframe lies ahead (the most seeks)
+    monkeypatch.setattr(decode, "_decode_sequential", no_fallback)
+    monkeypatch.setattr(decode, "_worth_seeking", lambda stream, want: True)
+    monkeypatch.setattr(decode, "SEEK_MIN_GAP", 1)
     for idx, ref in zip(want, sequential):
         got = read_frames(path, idx)
         assert got.dtype == np.uint8 and np.array_equal(got, ref), idx
@@ -71,13 +74,16 @@ def test_seeking_reader_returns_the_sequential_frames(video, monkeypatch):
 def test_short_gop_seeks_past_the_frames_it_does_not_need(tmp_path, monkeypatch):
     path = gop_video(tmp_path / "g6.mp4", 6)
     decode._INDEXES.clear()
-    read_frames(path, [0])  # builds the index (demux, then a rewind)
     seeks = []
     real_seek = av.container.InputContainer.seek
     monkeypatch.setattr(av.container.InputContainer, "seek", lambda self, *a, **k: seeks.append(a[0]) or real_seek(self, *a, **k))
-    index = decode._INDEXES[next(iter(decode._INDEXES))]
-    read_frames(path, [5, 30, 55, 56])
-    assert seeks == [index.pts[30], index.pts[54]]  # the keyframes before 30 and 55; 5 and 56 decode on
+    sparse = read_frames(path, [5, 30, 55, 56])
+    (index,) = decode._INDEXES.values()
+    assert seeks == [0, index.pts[30], index.pts[54]]  # the index's rewind, the keyframes before 30 and 55
+    assert np.array_equal(sparse, read_frames(path, [5, 30, 55, 56], seek=False))
+    seeks.clear()
+    read_frames(path, [0, 3, 7])  # no keyframe far enough ahead: decodes on, no index needed
+    assert seeks == []
 
 
 def test_resize_while_decoding(tmp_path):
