@@ -6,6 +6,10 @@ Measured side by side in one run, on one dataset (the synthetic set unless --dat
     AdamW step) on batches already in memory;
   * pipeline: clips/s of the real loop (the loader feeding the training step) per worker count.
 ratio = loader clips/s / model clips/s: above 1 the loader keeps up, below 1 it is the bottleneck.
+  * decode: ms to read 9 uniformly sampled frames of a 10 s clip (250 frames, 340x256 H.264, the size of
+    Kinetics' resized videos) decoding everything before them (sequential) vs seeking to the keyframe before
+    each (seeking), on a short-GOP file (a keyframe every 12 frames) and a long-GOP one (one keyframe);
+    the frame index is built on every read (a cold file, as in a first pass over a large set).
 
     python benchmarks/data.py [--model vic_edge] [--data DIR] [--batch 8] [--batches 6] [--workers 0 1 2] [--json]
 """
@@ -23,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from vidconv_edge.data import build_datasets, normalize, write_synthetic_dataset
+from vidconv_edge.data import build_datasets, decode, normalize, read_frames, write_synthetic_dataset
 from vidconv_edge.models import create_model
 
 
@@ -69,6 +73,47 @@ def pipeline_rate(model, opt, ds, batch: int, batches: int, workers: int) -> flo
     return batches * batch / (time.perf_counter() - t0)
 
 
+def gop_video(path: Path, gop: int, frames: int = 250, width: int = 340, height: int = 256) -> Path:
+    """H.264 (x264 defaults, B-frames) with a keyframe every ``gop`` frames; a textured scene panning 1 px/frame."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    scene = (rng.integers(0, 256, (height // 8 + frames, width // 8 + frames, 3), dtype=np.uint8)
+             .repeat(8, 0).repeat(8, 1))  # fmt: skip
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+        for i in range(frames):
+            img = np.ascontiguousarray(scene[i : i + height, i : i + width])
+            c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        c.mux(s.encode())
+    return path
+
+
+def decode_rows(folder: Path, repeats: int = 10, count: int = 9) -> list[dict]:
+    """Sequential vs seeking reads of ``count`` uniformly sampled frames, interleaved, best of ``repeats``."""
+    import numpy as np
+
+    rows = []
+    for name, gop in (("short GOP (12)", 12), ("long GOP (250)", 250)):
+        path = gop_video(folder / f"gop{gop}.mp4", gop)
+        idx = np.linspace(0, 249, count).round().astype(int)
+        times = {False: [], True: []}
+        read_frames(path, idx, seek=False)  # warm-up: the file in the page cache, FFmpeg's threads started
+        for r in range(repeats):
+            for seek in (False, True) if r % 2 else (True, False):  # alternate which runs first
+                decode._INDEXES.clear()
+                t0 = time.perf_counter()
+                read_frames(path, idx, seek=seek)
+                times[seek].append(time.perf_counter() - t0)
+        same = np.array_equal(read_frames(path, idx, seek=False), read_frames(path, idx, seek=True))
+        seq, sk = min(times[False]) * 1000, min(times[True]) * 1000
+        rows.append(dict(file=name, frames=count, sequential_ms=seq, seeking_ms=sk, speedup=seq / sk, same_frames=same))
+    return rows
+
+
 def run(model_name: str, data: Path | None, batch: int, batches: int, workers: list[int], threads: int | None) -> dict:
     if threads:
         torch.set_num_threads(threads)
@@ -89,10 +134,11 @@ def run(model_name: str, data: Path | None, batch: int, batches: int, workers: l
             load_cps = loader_rate(ds, batch, batches, w)
             pipe_cps = pipeline_rate(model, opt, ds, batch, batches, w)
             rows.append(dict(workers=w, loader_clips_per_s=load_cps, pipeline_clips_per_s=pipe_cps, loader_over_model=load_cps / model_cps))
+        decoding = decode_rows(Path(tmp))
     return dict(
         model=model_name, frames=spec.frames, size=spec.size, batch=batch, batches=batches,
         threads=torch.get_num_threads(), data=str(data) if data else "synthetic", train_clips=len(ds),
-        model_clips_per_s=model_cps, model_step_s=batch / model_cps, rows=rows,
+        model_clips_per_s=model_cps, model_step_s=batch / model_cps, rows=rows, decode=decoding,
     )  # fmt: skip
 
 
@@ -112,6 +158,13 @@ def print_table(res: dict) -> None:
             str(r["workers"]), f"{r['loader_clips_per_s']:.1f}", f"{r['loader_over_model']:.2f}x",
             f"{r['pipeline_clips_per_s']:.1f}", neck,
         )  # fmt: skip
+    Console(width=200).print(t)
+    t = Table(title="reading 9 uniformly sampled frames of a 250-frame 340x256 H.264 file")
+    for col in ("file", "sequential ms", "seeking ms", "sequential / seeking", "same frames"):
+        t.add_column(col, justify="left" if col == "file" else "right")
+    for r in res["decode"]:
+        t.add_row(r["file"], f"{r['sequential_ms']:.1f}", f"{r['seeking_ms']:.1f}", f"{r['speedup']:.2f}x",
+                  "yes" if r["same_frames"] else "NO")  # fmt: skip
     Console(width=200).print(t)
 
 

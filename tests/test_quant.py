@@ -427,6 +427,16 @@ def test_cli_bad_input_exit_2(synth, tmp_path, capsys):
     assert "is a quantized (W8A8) checkpoint; this needs a float checkpoint" in capsys.readouterr().err
 
 
+def test_cli_json_is_the_summary(synth, tmp_path, capsys):
+    root, data = synth
+    code, text, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "r",
+                           "--calib-batches", "1", "--report", "--json")  # fmt: skip
+    assert code == 0, err
+    got = json.loads(text)
+    assert got["layers"] == json.loads((tmp_path / "r" / "layer_errors.json").read_text())["layers"]
+    assert {k: v for k, v in got.items() if k != "layers"} == json.loads((tmp_path / "r" / "quant_summary.json").read_text())
+
+
 # -- eval of quantized checkpoints and ONNX files ---------------------------------------------------------
 def _cli(capsys, *argv) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
@@ -546,6 +556,10 @@ def test_mixes_table_one_checkpoint_per_mix(synth, tmp_path, capsys):
         assert row["top1"] == row["ptq_top1"] and row["drop"] == pytest.approx(result["float_top1"] - row["top1"])
         measured = evaluate(q, eval_dataset(data, ckpt), device="cpu")["top1"]
         assert measured == pytest.approx(row["ptq_top1"])  # the same number `vidconv-edge eval` gives
+    code, text, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "j", "--mixes", "W8A4",
+                           "--calib-batches", "1", "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(text) == json.loads((tmp_path / "j" / "mixes.json").read_text())
     code, _, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "x", "--mixes", "--bits", "4")
     assert code == 2 and "--bits apply to one quantization, not to --mixes" in err
     code, _, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "x", "--mixes", "W8A3")

@@ -545,6 +545,33 @@ def test_bundled_models_are_right_on_held_out_real_footage(name, heldout_clips, 
     assert code == 0 and json.loads(out)["predictions"][0]["label"] in CAMERA_CLASSES
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vic_edge", "sevnet_edge"])
+def test_bundled_w8a4_forms_keep_the_float_accuracy_on_held_out_footage(name, heldout_clips, tmp_path):
+    """The shipped QAT forms at the Pynq-Z2's precision: small, quantized from the float asset, no more than 1 point
+    (+ the 70-clip granularity) below it on the same held-out clips; build-fpga picks them only for the bundled
+    float models at that precision."""
+    import shutil
+
+    from vidconv_edge.assets import ASSETS, bundled_quantized
+    from vidconv_edge.quant.model import is_quant_checkpoint, quant_model_from_checkpoint
+    from vidconv_edge.train.default_model import frame_order_results
+
+    float_path = ASSETS / f"{name}.pt"
+    path = bundled_quantized(float_path, "W8A4")
+    assert path == ASSETS / f"{name}_w8a4.pt" and path.stat().st_size < 2_000_000
+    assert bundled_quantized(float_path, "W8A8") is None
+    shutil.copy(float_path, tmp_path / f"{name}.pt")
+    assert bundled_quantized(tmp_path / f"{name}.pt", "W8A4") is None  # a user's file of the same name
+    qmodel, qckpt = quant_model_from_checkpoint(path)
+    assert is_quant_checkpoint(qckpt) and "optimizer" not in qckpt and qckpt["model"] == name
+    assert qmodel.bits.label() == "W8A4" and qckpt["report"]["float_checkpoint"] == float_path.name
+    model, ckpt = model_from_checkpoint(float_path)
+    base = frame_order_results(model, ckpt, heldout_clips, heldout_clips / "test.txt", 0, ("normal",))["normal"]
+    got = frame_order_results(qmodel, qckpt, heldout_clips, heldout_clips / "test.txt", 0, ("normal",))["normal"]
+    assert got["num_samples"] == 70 and got["top1"] >= base["top1"] - 0.01 - 1 / 70, (got, base)
+
+
 def test_multilabel_list_train_and_eval_map(synth, tmp_path, capsys):
     """MMAction2 multi-label lists (MMIT style): multi-hot targets, BCE training, eval reports mAP."""
     names = (synth / "classes.txt").read_text().split()

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.io import atomic_path
+from vidconv_edge.tables import print_table
 
 STEPS = ("model", "export", "quantize", "fpga", "stream")
 
@@ -36,6 +37,7 @@ class DemoConfig:
     steps: tuple[str, ...] = STEPS
     board: str = "pynq-z2"
     quick: bool = False  # smaller calibration set, early-net-only FPGA build
+    progress: bool = True  # bars on a terminal, progress lines in a log
 
 
 @dataclass
@@ -83,7 +85,7 @@ def step_model(ctx: DemoContext) -> dict:
 
     model, _ = _float_model(ctx)
     prof = profile_model(model)
-    ctx.console.print(profile_table(prof, f"{model.name} ({ctx.checkpoint.name})"))
+    print_table(profile_table(prof, f"{model.name} ({ctx.checkpoint.name})"), ctx.console)
     ctx.console.print(f"MACs per streamed frame: {prof.macs_per_streamed_frame / 1e6:.1f}M (vs {prof.macs / 1e6:.1f}M per clip)")
     return {"params": prof.params, "macs_per_clip": prof.macs, "macs_per_streamed_frame": prof.macs_per_streamed_frame}
 
@@ -123,9 +125,9 @@ def step_quantize(ctx: DemoContext) -> dict:
     if not (data / "classes.txt").is_file():
         per_class = 3 if ctx.cfg.quick else 8
         # calibration clips of the checkpoint's own classes (the bundled model's: camera motion over training footage)
-        write_task_dataset(data, names, per_class=per_class, seed=7, size=model.input_spec.size, progress=True)
+        write_task_dataset(data, names, per_class=per_class, seed=7, size=model.input_spec.size, progress=ctx.cfg.progress)
     calib = 2 if ctx.cfg.quick else 8
-    summary = quantize(ctx.checkpoint, data, ctx.cfg.out / "quant", epochs=0, calib_batches=calib, progress=True)
+    summary = quantize(ctx.checkpoint, data, ctx.cfg.out / "quant", epochs=0, calib_batches=calib, progress=ctx.cfg.progress)
     qmodel, _ = quant_model_from_checkpoint(summary["files"]["quantized"])
     _, val, _ = build_datasets(data, model.input_spec)
     clips = torch.stack([val[i][0] for i in range(min(len(val), 8 if ctx.cfg.quick else 20))])
@@ -154,7 +156,8 @@ def step_fpga(ctx: DemoContext) -> dict:
     part = "early" if ctx.cfg.quick else "both"
     data = ctx.cfg.out / "data"  # the quantize step's synthetic set: the build quantizes on it too
     report = build_fpga(ctx.checkpoint, ctx.cfg.board, ctx.cfg.out / "fpga", part=part, video=ctx.video,
-                        data=data if (data / "classes.txt").is_file() else None, log=ctx.console.print)  # fmt: skip
+                        data=data if (data / "classes.txt").is_file() else None,
+                        log=ctx.console.print if ctx.cfg.progress else lambda _: None)  # fmt: skip
     ctx.artifacts["fpga_report"] = str(ctx.cfg.out / "fpga" / "report.json")
     if not report.get("verified"):
         raise DemoStepFailed("the HW graph is not bit-exact against the QONNX model")
@@ -171,7 +174,8 @@ def step_stream(ctx: DemoContext) -> dict:
     else:
         model, backend = ctx.checkpoint, "torch"
     jsonl, overlay = ctx.path("stream", "predictions.jsonl"), ctx.path("stream", "overlay.mp4")
-    summary = run_stream(ctx.video, model, backend=backend, jsonl=jsonl, overlay=overlay, recompute=True)
+    summary = run_stream(ctx.video, model, backend=backend, jsonl=jsonl, overlay=overlay, recompute=True,
+                         progress=ctx.cfg.progress)
     print_summary(summary, ctx.console)
     ctx.artifacts.update(stream_jsonl=str(jsonl), stream_overlay=str(overlay))
     cached = summary["early_ms_p50"] + summary["later_ms_p50"]
@@ -233,7 +237,7 @@ def _print_summary(console: Console, summary: dict) -> None:
         res = summary["results"][step]
         text = ", ".join(f"{k}={_short(v)}" for k, v in res.items() if not isinstance(v, dict))
         table.add_row(step, str(summary["seconds"][step]), text)
-    console.print(table)
+    print_table(table, console)
     console.print("written:")
     for name, path in summary["artifacts"].items():
         console.print(f"  {name:22s} {path}")

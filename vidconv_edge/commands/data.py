@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="K", help="random seed (default 0)")
     p.add_argument("--classes", default=None, help="comma-separated subset of the classes (default: all of the task)")
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar / progress lines")
     p.set_defaults(handler=_run)
 
 
@@ -45,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
         footage = args.footage or ["builtin:test" if args.heldout else "builtin:train"]
         out = write_camera_motion_dataset(
             args.out, footage=footage, per_class=args.per_class, frames=args.frames, size=size, seed=args.seed,
-            heldout=args.heldout, classes=classes, overwrite=args.force,
+            heldout=args.heldout, classes=classes, overwrite=args.force, progress=not args.quiet,
         )  # fmt: skip
     else:
         from vidconv_edge.data.synth import write_synthetic_dataset
@@ -55,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         size = args.size or 96
         out = write_synthetic_dataset(
             args.out, per_class=args.per_class, frames=args.frames, size=size, seed=args.seed,
-            classes=classes, overwrite=args.force,
+            classes=classes, overwrite=args.force, progress=not args.quiet,
         )  # fmt: skip
     names = (out / "classes.txt").read_text().split()
     counts = {f.stem: len(f.read_text().splitlines()) for f in sorted(out.glob("*.txt")) if f.name != "classes.txt"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 
@@ -14,10 +15,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", help="comma-separated subset of: model,export,quantize,fpga,stream")
     p.add_argument("--board", default="pynq-z2")
     p.add_argument("--quick", action="store_true", help="smaller variant (tests): fewer clips, early-net FPGA build")
+    p.add_argument("--quiet", action="store_true", help="no progress bars / progress lines (the steps' results still print)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object (the steps' output goes to stderr)")
     p.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from vidconv_edge.demo import DemoConfig, parse_steps, run_demo
 
     cfg = DemoConfig(
@@ -27,6 +32,9 @@ def _demo(args: argparse.Namespace) -> int:
         steps=parse_steps(args.steps),
         board=args.board,
         quick=args.quick,
+        progress=not args.quiet,
     )
-    run_demo(cfg)
+    summary = run_demo(cfg, Console(stderr=args.json))
+    if args.json:
+        print(json.dumps(summary, default=str))
     return 0

@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--qat-epochs", type=int, default=0, help="QAT epochs after the calibration (default 0: PTQ only)")
     p.add_argument("--precision", help="quantize a float model at this precision, e.g. W8A8 (default: the board's)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    p.add_argument("--quiet", action="store_true", help="no progress lines (the steps as they run)")
     p.set_defaults(handler=_build)
 
 
@@ -53,6 +54,7 @@ def _boards(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from vidconv_edge.hw.boards import list_boards
+    from vidconv_edge.tables import print_table
 
     boards = list_boards()
     if args.json:
@@ -65,7 +67,7 @@ def _boards(args: argparse.Namespace) -> int:
         table.add_row(b.name, b.part, f"{b.clock_ns:g}", f"{b.lut:,}", f"{b.ff:,}", str(b.bram_18k), str(b.uram),
                       f"{b.dsp:,}", b.shell_flow, b.precision)  # fmt: skip
     console = Console()
-    console.print(table)
+    print_table(table, console)
     for b in boards:
         console.print(f"  {b.name}: {b.note}")
     return 0
@@ -74,12 +76,12 @@ def _boards(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     import json
 
-    from rich.console import Console
     from rich.markup import escape
 
     from vidconv_edge.hw.boards import get_board
     from vidconv_edge.hw.flow import build_fpga, resolve_until
     from vidconv_edge.hw.report import print_report, print_search
+    from vidconv_edge.tables import TableConsole
 
     get_board(args.board)  # bad input fails before FINN is imported
     resolve_until(args.until)
@@ -88,12 +90,12 @@ def _build(args: argparse.Namespace) -> int:
 
         w, a = parse_part(args.precision)
         make_bits(w, act_bits=a)
-    console = Console(stderr=args.json)
+    console = TableConsole(stderr=args.json)
     options = dict(
         clock_ns=args.clock_ns, part=args.part, until=args.until, verify_samples=args.verify_samples, video=args.video,
         strict_verify=args.strict_verify, data=args.data, qat_epochs=args.qat_epochs, precision=args.precision,
     )  # fmt: skip
-    log = lambda msg: console.print(f"[dim]{escape(msg)}[/dim]")  # noqa: E731
+    log = lambda msg: None if args.quiet else console.print(f"[dim]{escape(msg)}[/dim]")  # noqa: E731
     if args.target_fps == "max":
         from vidconv_edge.hw.search import build_fpga_max_fps
 

@@ -10,6 +10,7 @@ import yaml
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the registered models")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
     p.set_defaults(handler=_models)
 
     p = sub.add_parser("info", help="params and multiply-accumulates of a model, per stage")
@@ -49,17 +50,20 @@ def model_overrides(args: argparse.Namespace) -> dict:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from vidconv_edge.models import list_models
+    from vidconv_edge.tables import print_table
 
+    if args.json:
+        print(json.dumps([{"name": e.name, "family": e.family, "description": e.description} for e in list_models()]))
+        return 0
     table = Table(title="vidconv-edge models")
     for col in ("name", "family", "description"):
         table.add_column(col)
     for entry in list_models():
         table.add_row(entry.name, entry.family, entry.description)
-    Console().print(table)
+    print_table(table)
     return 0
 
 
@@ -68,6 +72,7 @@ def _info(args: argparse.Namespace) -> int:
 
     from vidconv_edge.checkpoint import load_model
     from vidconv_edge.models.analysis import profile_model, profile_table
+    from vidconv_edge.tables import print_table
 
     model, _, origin = load_model(args.model, **model_overrides(args))
     prof = profile_model(model)
@@ -75,7 +80,7 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(prof.to_dict()))
         return 0
     console = Console()
-    console.print(profile_table(prof, f"{model.name}: input {tuple(prof.input_shape)} ({origin})"))
+    print_table(profile_table(prof, f"{model.name}: input {tuple(prof.input_shape)} ({origin})"), console)
     if prof.macs_per_streamed_frame is not None:
         console.print(f"streaming: {prof.macs_per_streamed_frame / 1e9:.3f} GMACs per new frame (early-net on one frame + later-net)")
     return 0

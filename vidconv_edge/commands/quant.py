@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="quantize at each bit-width mix (W8A4, or W8A8/W8A4 for early/later; default: "
                    f"{' '.join(DEFAULT_MIXES)}) into --out/MIX and print their val top-1 side by side")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars / progress lines")
+    p.add_argument("--json", action="store_true", help="print the summary (--mixes: the table) as one JSON object")
     p.set_defaults(handler=_run)
 
 
@@ -48,8 +50,12 @@ def _run(args: argparse.Namespace) -> int:
     s = quantize(
         args.checkpoint, args.data, args.out, epochs=args.epochs, calib_batches=args.calib_batches, bits=bits,
         batch_size=args.batch_size, bias_correction=args.bias_correction, report=args.report, lr=args.lr,
-        resume=args.resume, seed=args.seed,
+        resume=args.resume, seed=args.seed, progress=not args.quiet,
     )  # fmt: skip
+    check = _verify(args, s) if args.verify else None
+    if args.json:
+        print(json.dumps({**s, **({"verify": check} if check else {})}))
+        return 0
     console = Console()
     console.print(f"{s['model']} {s['bits']['label']}: val top-1 float {s['float_top1']:.4f}, calibrated {s['ptq_top1']:.4f}"
                   + (f", QAT {s['qat_top1']:.4f}" if "qat_top1" in s else "") + f"  ({s['val_videos']} videos)")  # fmt: skip
@@ -60,8 +66,8 @@ def _run(args: argparse.Namespace) -> int:
 
         print_layer_report(s["layers"])
         console.print(f"worst layers: {', '.join(s['worst_layers'])}  (JSON: {s['files']['layer_errors']})")
-    if args.verify:
-        console.print_json(json.dumps(_verify(args, s)))
+    if check:
+        console.print_json(json.dumps(check))
     return 0
 
 
@@ -78,9 +84,12 @@ def _mixes(args: argparse.Namespace) -> int:
     result = compare_mixes(
         args.checkpoint, args.data, args.out, args.mixes or DEFAULT_MIXES, epochs=args.epochs,
         calib_batches=args.calib_batches, batch_size=args.batch_size, bias_correction=args.bias_correction,
-        lr=args.lr, seed=args.seed,
+        lr=args.lr, seed=args.seed, progress=not args.quiet,
     )  # fmt: skip
-    print_mixes(result, args.out)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_mixes(result, args.out)
     return 0
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def register(sub) -> None:
+    from vidconv_edge.stream.backends import BACKENDS  # no torch import
+    from vidconv_edge.stream.engine import PAD_POLICIES
+
     p = sub.add_parser(
         "stream",
         help="stream a video through a VidConv model (early-net per frame, later-net on the collage)",
@@ -33,10 +37,13 @@ def register(sub) -> None:
     p.add_argument(
         "--backend",
         default=None,
-        help="torch | onnxruntime | finn-sim | pynq (default: inferred from the model argument)",
+        choices=BACKENDS,
+        help="default: inferred from the model argument (a checkpoint: torch; with onnxruntime its ONNX parts are "
+        "exported once into the cache)",
     )
     p.add_argument("--stride", type=int, default=1, help="output every K frames")
-    p.add_argument("--pad", default="none", help="warm-up policy: none (wait for L frames) | first (repeat frame 0)")
+    p.add_argument("--pad", default="none", choices=PAD_POLICIES,
+                   help="warm-up policy: none (wait for L frames) or first (repeat frame 0)")  # fmt: skip
     p.add_argument("--jsonl", default=None, help="write one JSON line per output here")
     p.add_argument("--overlay", default=None, help="write an MP4 of every frame with label, confidence and fps "
                    "(several sources: one file per source, F-0.mp4, F-1.mp4, ... in the order of --source)")
@@ -47,6 +54,7 @@ def register(sub) -> None:
     p.add_argument("--topk", type=int, default=5, help="labels per output line")
     p.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object instead of a table")
     p.set_defaults(handler=_run)
 
 
@@ -67,7 +75,10 @@ def _run(args) -> int:
             jsonl=args.jsonl, overlay=args.overlay, recompute=args.recompute, progress=not args.quiet,
             names=args.source,
         )  # fmt: skip
-        print_multi_summary(summary)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print_multi_summary(summary)
         _write_summary(args.summary_json, summary)
         return 130 if summary["interrupted"] else 0
     source = sources[0]
@@ -84,7 +95,10 @@ def _run(args) -> int:
         recompute=args.recompute,
         progress=not args.quiet,
     )
-    print_summary(summary)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_summary(summary)
     _write_summary(args.summary_json, summary)
     return 130 if summary["interrupted"] else 0
 
@@ -99,8 +113,6 @@ def _resolve(source: str):
 
 
 def _write_summary(path: str | None, summary: dict) -> None:
-    import json
-
     from vidconv_edge.io import atomic_path
 
     if path:

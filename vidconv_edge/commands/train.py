@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs of this run (the schedule still spans --epochs); continue with --resume")
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress: no bars on a terminal, no line per epoch in a log")
     p.set_defaults(handler=_train)
 
     p = sub.add_parser(
@@ -55,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     p.add_argument("--json", action="store_true", help="print one JSON object (top1, top5, mean_class_acc as fractions)")
     p.add_argument("--out", metavar="DIR", help="write metrics.json and confusion.png here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar / progress line")
     p.set_defaults(handler=_eval)
 
     p = sub.add_parser(
@@ -91,6 +93,7 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
             stop_after=args.stop_after,
             device=args.device,
+            progress=not args.quiet,
         )
     finally:
         cleanup()
@@ -117,7 +120,7 @@ def _eval(args: argparse.Namespace) -> int:
     multilabel = bool((ckpt.get("recipe") or {}).get("train", {}).get("multilabel", False))
     result = evaluate(
         model, dataset, views=dataset.views, order=args.order, batch_size=args.batch_size, multilabel=multilabel,
-        workers=args.workers, device=args.device, progress=not args.json,
+        workers=args.workers, device=args.device, progress=not args.quiet,
     )  # fmt: skip
     result = {"model": ckpt["model"], "checkpoint": str(_checkpoint(args.checkpoint)), **_kind(model, ckpt), **result}
     if args.out:
@@ -152,6 +155,8 @@ def _print_eval(result: dict, class_names: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from vidconv_edge.tables import print_table
+
     table = Table(
         title=f"{result['model']} ({result['precision']}, {result['backend']}) on {result['num_samples']} videos "
         f"({result['views']} views, {result['order']} order)"
@@ -163,7 +168,7 @@ def _print_eval(result: dict, class_names: list[str]) -> None:
             table.add_row(key, f"{100 * result[key]:.2f}%")
     table.add_row("loss", f"{result['loss']:.4f}")
     console = Console()
-    console.print(table)
+    print_table(table, console)
     if result["confusion"] is not None and len(class_names) <= 20:
         conf = Table(title="confusion (rows: true, columns: predicted)")
         conf.add_column("")
@@ -171,7 +176,7 @@ def _print_eval(result: dict, class_names: list[str]) -> None:
             conf.add_column(str(i), justify="right")
         for i, row in enumerate(result["confusion"]):
             conf.add_row(f"{i} {class_names[i]}", *[str(v) if v else "." for v in row])
-        console.print(conf)
+        print_table(conf, console)
 
 
 def _predict(args: argparse.Namespace) -> int:

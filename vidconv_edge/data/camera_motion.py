@@ -18,9 +18,10 @@ from typing import Sequence
 import numpy as np
 
 from vidconv_edge.data.footage import Footage, FootageError, footage_files, load_footage
-from vidconv_edge.data.synth import FPS, encode_mp4, pick_codec, progress_iter, write_lists
+from vidconv_edge.data.synth import FPS, encode_mp4, pick_codec, write_lists
 from vidconv_edge.errors import UserError
 from vidconv_edge.io import atomic_folder
+from vidconv_edge.progress import bar
 
 CAMERA_CLASSES: tuple[str, ...] = ("static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
 CAMERA_PAIRS: tuple[tuple[str, str], ...] = (("pan_left", "pan_right"), ("tilt_up", "tilt_down"), ("zoom_in", "zoom_out"))
@@ -298,7 +299,7 @@ def load_usable_footage(specs: Sequence[str | os.PathLike], size: int, progress:
 
     files = footage_files(specs)
     usable: list[Footage] = []
-    for file in progress_iter(files, progress, "footage"):
+    for file in bar(files, desc="footage", unit="file", enabled=progress):
         try:
             f = load_footage(file)
         except FootageError as e:
@@ -348,7 +349,7 @@ def write_camera_motion_dataset(
         items: list[tuple[str, int]] = []
         records = []
         jobs = [(c, i) for c in range(len(names)) for i in range(per_class)]
-        for c, i in progress_iter(jobs, progress, f"synth {out.name}"):
+        for c, i in bar(jobs, desc=f"synth {out.name}", unit="video", enabled=progress):
             rng = np.random.default_rng([seed, c, i, 7])
             made = None
             for _ in range(20):

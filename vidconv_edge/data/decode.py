@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import os
-import re
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from vidconv_edge.errors import UserError
+from vidconv_edge.naming import natural_key
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -50,11 +51,16 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
     return _video_info_cached(str(path), st.st_size, st.st_mtime_ns)
 
 
-def read_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+def read_frames(
+    path: str | os.PathLike, indices: Sequence[int] | np.ndarray, size: tuple[int, int] | None = None, seek: bool = True
+) -> np.ndarray:
     """Frames at ``indices`` (any order, repeats allowed) as uint8 RGB (N, H, W, 3).
 
     Frame ``i`` is the ``i``-th decoded frame of the first video stream, counted from 0.
     Indices past a stream that ends earlier than its header promised repeat the last frame.
+    ``size``: (width, height) to convert to while decoding (for callers that resize anyway; not the same
+    pixels as resizing the full frames). ``seek``: jump to the keyframe before a wanted frame when the frames
+    up to it need not be decoded (the same frames as decoding everything, fewer decoded).
     """
     path = Path(path)
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -63,10 +69,11 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray) ->
     if idx.min() < 0:
         raise ValueError(f"negative frame index {int(idx.min())}")
     if path.is_dir():
-        return _read_folder(path, idx)
+        frames = _read_folder(path, idx)
+        return frames if size is None else _resize_rgb(frames, size)
     if not path.exists():
         raise VideoReadError(path, "not found")
-    return _read_video(path, idx)
+    return _read_video(path, idx, size, seek)
 
 
 # -- video files -------------------------------------------------------------------------------
@@ -111,27 +118,42 @@ def _video_info_cached(path_str: str, size: int, mtime_ns: int) -> VideoInfo:
     return VideoInfo(int(count), fps, int(width), int(height))
 
 
-def _read_video(path: Path, idx: np.ndarray) -> np.ndarray:
+SEEK_MIN_GAP = 8  # frames: a seek (decoder flush and restart) costs about as much as decoding this many
+INDEX_CACHE_SIZE = 256  # frame indexes kept per process (a few KB each)
+
+
+class _Index(NamedTuple):
+    """Presentation timestamps of a stream's frames in order (frame i has ``pts[i]``) and its keyframe indices."""
+
+    pts: list[int]
+    keyframes: list[int]
+
+
+class _SeekMiss(Exception):
+    """Decoding after a seek did not meet the frames the index promised: read sequentially instead."""
+
+
+_INDEXES: dict[tuple[str, int, int], _Index | None] = {}
+
+
+def _read_video(path: Path, idx: np.ndarray, size: tuple[int, int] | None, seek: bool) -> np.ndarray:
     import av
 
-    want_set = set(np.unique(idx).tolist())
-    last = int(idx.max())
-    got: dict[int, np.ndarray] = {}
-    tail = None  # the last decoded frame, for indices past a stream that ends early
+    want = sorted(set(idx.tolist()))
+    got = None
     container = _open(path)
     try:
-        stream = container.streams.video[0]
-        for pos, frame in enumerate(container.decode(stream)):
-            if pos in want_set:
-                got[pos] = frame.to_ndarray(format="rgb24")
-            tail = frame
-            if pos >= last:
-                break
-        if len(got) < len(want_set):
-            if tail is None:
-                raise VideoReadError(path, "no frame could be decoded")
-            end = tail.to_ndarray(format="rgb24")
-            got.update({i: end for i in want_set - got.keys()})
+        stream = _threaded(container)
+        index = _frame_index(path, container, stream) if seek and _worth_seeking(stream, want) else None
+        if index is not None:
+            try:
+                got = _decode_seeking(container, stream, want, index, size)
+            except _SeekMiss:
+                container.close()
+                container = _open(path)
+                stream = _threaded(container)
+        if got is None:
+            got = _decode_sequential(path, container, stream, want, size)
     except av.error.FFmpegError as e:
         raise VideoReadError(path, str(e)) from e
     finally:
@@ -139,17 +161,112 @@ def _read_video(path: Path, idx: np.ndarray) -> np.ndarray:
     return np.stack([got[i] for i in idx.tolist()])
 
 
+def _decode_sequential(path: Path, container, stream, want: list[int], size: tuple[int, int] | None) -> dict[int, np.ndarray]:
+    """Decode from the first frame up to the last wanted one."""
+    want_set, last = set(want), want[-1]
+    got: dict[int, np.ndarray] = {}
+    tail = None  # the last decoded frame, for indices past a stream that ends early
+    for pos, frame in enumerate(container.decode(stream)):
+        if pos in want_set:
+            got[pos] = _rgb(frame, size)
+        tail = frame
+        if pos >= last:
+            break
+    if len(got) < len(want_set):
+        if tail is None:
+            raise VideoReadError(path, "no frame could be decoded")
+        end = _rgb(tail, size)
+        got.update({i: end for i in want_set - got.keys()})
+    return got
+
+
+def _decode_seeking(container, stream, want: list[int], index: _Index, size: tuple[int, int] | None) -> dict[int, np.ndarray]:
+    """Decode the wanted frames in order, seeking to the keyframe before one when that skips enough frames."""
+    last = len(index.pts) - 1
+    rank = {pts: i for i, pts in enumerate(index.pts)}
+    decoded: dict[int, np.ndarray] = {}
+    frames, pos = container.decode(stream), 0  # the decoder's output and the index of its next frame
+    for target in sorted({min(w, last) for w in want}):  # past the end: the last frame
+        key = index.keyframes[bisect.bisect_right(index.keyframes, target) - 1]
+        if key - pos >= SEEK_MIN_GAP:
+            container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
+            frames, pos = container.decode(stream), None
+        while pos is None or pos <= target:
+            frame = next(frames, None)
+            i = rank.get(frame.pts) if frame is not None else None
+            if i is None or (pos is None and i > target) or (pos is not None and i != pos):
+                raise _SeekMiss  # the stream ended early, a pts not in the index, or the seek went past
+            pos = i + 1
+            if i == target:
+                decoded[i] = _rgb(frame, size)
+    return {w: decoded[min(w, last)] for w in want}
+
+
+def _worth_seeking(stream, want: list[int]) -> bool:
+    """Whether a keyframe lies far enough ahead of the decoding for a seek to pay, by the container's own index
+    (no demuxing: a long-GOP file reads on without building the frame index); True without a full index."""
+    entries = stream.index_entries
+    if len(entries) == 0 or len(entries) != stream.frames:
+        return True
+    keys = [i for i, entry in enumerate(entries) if entry.is_keyframe]  # decode order: ~ the frame index
+    pos = 0
+    for target in want:
+        key = keys[bisect.bisect_right(keys, target) - 1] if keys and keys[0] <= target else 0
+        if key - pos >= SEEK_MIN_GAP:
+            return True
+        pos = target + 1
+    return False
+
+
+def _frame_index(path: Path, container, stream) -> _Index | None:
+    """The frame index of the file (cached per file version; built by demuxing ``container``, then rewound),
+    or None where frames cannot be located by their pts."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _INDEXES:
+        if len(_INDEXES) >= INDEX_CACHE_SIZE:
+            del _INDEXES[next(iter(_INDEXES))]
+        packets = [(pkt.pts, pkt.is_keyframe) for pkt in container.demux(stream) if pkt.size > 0]
+        container.seek(0)
+        _INDEXES[key] = _index_of(packets)
+    return _INDEXES[key]
+
+
+def _index_of(packets: list[tuple[int | None, bool]]) -> _Index | None:
+    pts = sorted(p for p, _ in packets if p is not None)
+    if not packets or len(pts) < len(packets) or len(set(pts)) < len(pts):
+        return None
+    rank = {p: i for i, p in enumerate(pts)}
+    keyframes = sorted(rank[p] for p, key in packets if key)
+    if not keyframes or keyframes[0] != 0:
+        return None
+    return _Index(pts, keyframes)
+
+
+def _threaded(container):
+    """The first video stream, decoded with FFmpeg's threads (frame and slice threading)."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None:
+        return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+
+
+def _resize_rgb(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR)) for f in frames])
+
+
 # -- frame folders -----------------------------------------------------------------------------
-
-_DIGITS = re.compile(r"(\d+)")
-
-
-def _natural_key(p: Path) -> list:
-    return [int(t) if t.isdigit() else t for t in _DIGITS.split(p.name)]
 
 
 def _folder_frames(path: Path) -> list[Path]:
-    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
+    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS), key=natural_key)
     if not files:
         raise VideoReadError(path, "frame folder holds no images")
     return files

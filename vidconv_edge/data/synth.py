@@ -23,6 +23,7 @@ import numpy as np
 from vidconv_edge.data.annotations import stratified_split
 from vidconv_edge.errors import UserError
 from vidconv_edge.io import atomic_folder
+from vidconv_edge.progress import bar
 
 # (forward class, backward class): the backward class is the forward video reversed in time
 CLASS_PAIRS: tuple[tuple[str, str], ...] = (
@@ -78,7 +79,7 @@ def write_synthetic_dataset(
         codec = pick_codec()
         items: list[tuple[str, int]] = []
         jobs = [(c, i) for c in range(len(names)) for i in range(per_class)]
-        for c, i in progress_iter(jobs, progress, f"synth {out.name}"):
+        for c, i in bar(jobs, desc=f"synth {out.name}", unit="video", enabled=progress):
             rel = f"{names[c]}/{names[c]}_{i:04d}.mp4"
             rng = np.random.default_rng([seed, _class_seed(names[c]), i])
             encode_mp4(tmp / rel, render_video(names[c], frames, size, rng), codec)
@@ -307,10 +308,3 @@ def _check_args(per_class: int, frames: int, size: int, classes: Sequence[str] |
         raise UserError(f"need at least 2 distinct classes, got {names}")
     return names
 
-
-def progress_iter(jobs: list, enabled: bool, desc: str):
-    if not enabled:
-        return jobs
-    from tqdm import tqdm
-
-    return tqdm(jobs, desc=desc, unit="video", leave=False)

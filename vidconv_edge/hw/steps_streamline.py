@@ -16,15 +16,17 @@ activations of scale 1e-5, silently disappears and the integer graph no longer e
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
+import textwrap
+
 import numpy as np
 from onnx import TensorProto, helper
 import qonnx.core.data_layout as DataLayout
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
-from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
 from qonnx.transformation.general import (
-    ConvertDivToMul,
-    ConvertSubToAdd,
     GiveReadableTensorNames,
     GiveUniqueNodeNames,
     RemoveUnusedTensors,
@@ -41,8 +43,6 @@ from vidconv_edge.hw.steps_masks import MaskDatatypes, MoveTransposeBeforeMask, 
 import finn.transformation.streamline.absorb as absorb  # noqa: E402  (after config: FINN is prepared)
 import finn.transformation.streamline.reorder as reorder  # noqa: E402
 from finn.transformation.fpgadataflow.convert_to_hw.global_acc_pool import InferGlobalAccPoolLayer  # noqa: E402
-from finn.transformation.streamline.collapse_repeated import CollapseRepeatedAdd, CollapseRepeatedMul  # noqa: E402
-from finn.transformation.streamline.sign_to_thres import ConvertSignToThres  # noqa: E402
 from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds  # noqa: E402
 
 MAX_ROUNDS = 20
@@ -68,20 +68,15 @@ class RemoveExactIdentityOps(Transformation):
         return model, False
 
 
+# what FINN's Streamline runs after every step; ours runs the same with RemoveExactIdentityOps for RemoveIdentityOps
+FINN_STEP_TAIL = ("RemoveIdentityOps", "GiveUniqueNodeNames", "GiveReadableTensorNames", "InferDataTypes", "InferDataLayouts")
+
+
 class ExactStreamline(Transformation):
-    """FINN's ``Streamline`` transformation list, each followed by an exact identity removal."""
+    """FINN's ``Streamline`` transformation list (read from FINN itself), each followed by an exact identity removal."""
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
-        steps = [
-            ConvertSubToAdd(), ConvertDivToMul(), BatchNormToAffine(), ConvertSignToThres(),
-            reorder.MoveMulPastMaxPool(), absorb.AbsorbScalarBiasIntoMultiThreshold(), reorder.MoveScalesPastIm2Col(),
-            reorder.MoveScalarLinearPastInvariants(), reorder.MoveAddPastMul(), reorder.MoveScalarAddPastMatMul(),
-            reorder.MoveAddPastConv(), reorder.MoveScalarMulPastMatMul(), reorder.MoveScalarMulPastConv(),
-            reorder.MoveAddPastMul(), CollapseRepeatedAdd(), CollapseRepeatedMul(), reorder.MoveMulPastMaxPool(),
-            absorb.AbsorbAddIntoMultiThreshold(), absorb.FactorOutMulSignMagnitude(), absorb.AbsorbMulIntoMultiThreshold(),
-            absorb.Absorb1BitMulIntoMatMul(), absorb.Absorb1BitMulIntoConv(),
-        ]  # fmt: skip
-        for t in steps:
+        for t in finn_streamline_steps():
             model = model.transform(InFloat64(t))
             model = model.transform(RemoveExactIdentityOps())
             model = model.transform(GiveUniqueNodeNames())
@@ -89,6 +84,51 @@ class ExactStreamline(Transformation):
             model = model.transform(InferDataTypes())
             model = model.transform(InferDataLayouts())
         return model, False
+
+
+def finn_streamline_steps() -> list[Transformation]:
+    """New instances of the transformations of FINN's ``Streamline``, in its order."""
+    import finn.transformation.streamline as streamline
+
+    return [getattr(streamline, name)() for name in finn_streamline_names()]
+
+
+@functools.cache
+def finn_streamline_names() -> tuple[str, ...]:
+    """The class names in FINN's ``Streamline.apply`` list, parsed from its source (a FINN upgrade that changes
+    the list changes ours). RuntimeError where the source no longer has the shape this mirrors."""
+    import finn.transformation.streamline as streamline
+
+    return parse_streamline(inspect.getsource(streamline.Streamline.apply), vars(streamline))
+
+
+def parse_streamline(source: str, namespace: dict) -> tuple[str, ...]:
+    """The names of ``source``'s list of no-argument transformations, checked: each a Transformation of
+    ``namespace``, and the loop over them running :data:`FINN_STEP_TAIL` after each."""
+    tree = ast.parse(textwrap.dedent(source))
+    lists = [n for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.List)]
+    loops = [n for n in ast.walk(tree) if isinstance(n, ast.For) and isinstance(n.iter, ast.Name)]
+    if len(lists) != 1 or len(loops) != 1 or loops[0].iter.id != getattr(lists[0].targets[0], "id", None):
+        raise RuntimeError("FINN's Streamline is no longer one list of transformations applied in one loop: "
+                           "review vidconv_edge/hw/steps_streamline.py (ExactStreamline)")  # fmt: skip
+    names = []
+    for item in lists[0].value.elts:
+        if not (isinstance(item, ast.Call) and isinstance(item.func, ast.Name) and not item.args and not item.keywords):
+            raise RuntimeError(f"FINN's Streamline has a step ExactStreamline cannot mirror: {ast.unparse(item)}")
+        cls = namespace.get(item.func.id)
+        if not (isinstance(cls, type) and issubclass(cls, Transformation)):
+            raise RuntimeError(f"FINN's Streamline step {item.func.id} is not a Transformation of its module")
+        names.append(item.func.id)
+    tail = tuple(
+        call.args[0].func.id
+        for call in ast.walk(loops[0])
+        if isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "transform"
+        and call.args and isinstance(call.args[0], ast.Call) and isinstance(call.args[0].func, ast.Name)
+    )  # fmt: skip
+    if tail != FINN_STEP_TAIL:
+        raise RuntimeError(f"FINN's Streamline now runs {', '.join(tail)} after each step (ExactStreamline mirrors "
+                           f"{', '.join(FINN_STEP_TAIL)}): review vidconv_edge/hw/steps_streamline.py")  # fmt: skip
+    return tuple(names)
 
 
 def _changed(model: ModelWrapper, transformation: Transformation) -> tuple[ModelWrapper, bool]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch.nn as nn
 
@@ -44,10 +45,21 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model; keyword arguments override its configuration."""
+    """Build a registered model; keyword arguments override its configuration.
+
+    Keywords the factory does not take, and option values of the wrong kind, are a UserError; any other
+    error of the construction (a bug) propagates as it is.
+    """
     entry = get_entry(name)
     try:
-        model = entry.factory(**kwargs)
-    except TypeError as e:  # unknown keyword for this family
+        inspect.signature(entry.factory).bind(**kwargs)
+    except TypeError as e:  # a keyword this factory does not take
         raise UserError(f"model '{name}': {e}") from e
-    return model
+    return entry.factory(**kwargs)
+
+
+def option_tuple(model: str, key: str, value: Any) -> tuple:
+    """A sequence option (dims, depths, mean, std, ...) as a tuple; UserError for a value that is not a sequence."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise UserError(f"model '{model}': option {key} must be a list, e.g. {key}=[1,2], got {value!r}")
+    return tuple(value)

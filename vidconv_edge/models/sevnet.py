@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.models.base import InputSpec, VideoClassifier
-from vidconv_edge.models.registry import register_model
+from vidconv_edge.models.registry import option_tuple, register_model
 
 
 @dataclass
@@ -185,7 +185,7 @@ def _build(name: str, base: dict, **kwargs) -> SEVNet:
         raise UserError(f"model '{name}': unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
     for key in ("depths", "mean", "std"):
         if key in params:
-            params[key] = tuple(params[key])
+            params[key] = option_tuple(name, key, params[key])
     return SEVNet(SEVNetConfig(**params), name=name)
 
 

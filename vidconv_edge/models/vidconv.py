@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from vidconv_edge.errors import UserError
 from vidconv_edge.models.base import InputSpec, VideoClassifier
 from vidconv_edge.models.layers import DropPath, frames_to_collage, make_act, make_norm
-from vidconv_edge.models.registry import register_model
+from vidconv_edge.models.registry import option_tuple, register_model
 
 
 @dataclass
@@ -299,7 +299,7 @@ def _build(name: str, base: dict, frames: int | None = None, layout: tuple[int, 
         raise UserError(f"model '{name}': unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
     for key in ("dims", "depths", "mean", "std"):
         if key in params:
-            params[key] = tuple(params[key])
+            params[key] = option_tuple(name, key, params[key])
     return VidConv(VidConvConfig(**params), name=name)
 
 

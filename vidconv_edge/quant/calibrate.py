@@ -7,11 +7,7 @@ from typing import Iterable
 import torch
 from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
 
-
-def _bar(batches, desc: str, progress: bool):
-    from tqdm import tqdm
-
-    return tqdm(batches, desc=desc, unit="batch", leave=False, disable=not progress)
+from vidconv_edge.progress import bar
 
 
 @torch.no_grad()
@@ -26,10 +22,10 @@ def calibrate(
     batches = list(batches)
     qmodel.eval()
     with calibration_mode(qmodel):
-        for x in _bar(batches, "calibrate", progress):
+        for x in bar(batches, desc="calibrate", unit="batch", enabled=progress):
             qmodel(x)
     if bias_correction:
         with bias_correction_mode(qmodel, skip_if_no_bias=True):
-            for x in _bar(batches, "bias correction", progress):
+            for x in bar(batches, desc="bias correction", unit="batch", enabled=progress):
                 qmodel(x)
     return len(batches)

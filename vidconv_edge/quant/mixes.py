@@ -78,6 +78,8 @@ def print_mixes(result: dict, out_dir: str | os.PathLike) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from vidconv_edge.tables import print_table
+
     qat = any(r["qat_top1"] is not None for r in result["rows"])
     table = Table(title=f"val top-1 per bit-width mix ({result['val_videos']} videos)")
     for col in ("mix", "early", "later", "calibrated", *(["QAT"] if qat else []), "vs float", "time"):
@@ -91,5 +93,5 @@ def print_mixes(result: dict, out_dir: str | os.PathLike) -> None:
         cells += [f"{100 * (r['top1'] - result['float_top1']):+.2f}", f"{r['seconds']:.0f}s"]
         table.add_row(*cells)
     console = Console()
-    console.print(table)
+    print_table(table, console)
     console.print(f"checkpoints: {Path(out_dir) / 'MIX' / 'quantized.pt'}; table: {Path(out_dir) / MIXES_FILE}")

@@ -92,8 +92,9 @@ def write_layer_report(rows: list[dict], path: str | os.PathLike) -> None:
 
 
 def print_layer_report(rows: list[dict], title: str = "per-layer quantization error (quantized vs float)") -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from vidconv_edge.tables import print_table
 
     worst = {r["layer"] for r in worst_layers(rows)}
     table = Table(title=title)
@@ -105,4 +106,4 @@ def print_layer_report(rows: list[dict], title: str = "per-layer quantization er
             r["layer"], r["type"], r["part"], f"{r['sqnr_db']:.1f}", f"{r['rel_rmse']:.4f}", f"{r['max_abs']:.4g}",
             f"{r['cosine']:.4f}", style=style,
         )  # fmt: skip
-    Console().print(table)
+    print_table(table)

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from vidconv_edge.errors import UserError
+from vidconv_edge.progress import bar
 from vidconv_edge.stream.backends import Backend, open_backend
 from vidconv_edge.stream.engine import Prediction, StreamEngine, Timings
 from vidconv_edge.stream.outputs import JsonlWriter, OverlayWriter, overlay_text
@@ -86,7 +87,7 @@ def run_streams(
         for name, src, path in zip(names, opened, overlays)
     ]
     json_out = JsonlWriter(jsonl) if jsonl else None
-    bar = _progress_bar(progress, len(lanes))
+    frames_bar = bar(desc=f"stream x{len(lanes)}", unit="frame", enabled=progress)
     ok, interrupted = False, False
     t_start = time.perf_counter()
     try:
@@ -109,8 +110,7 @@ def run_streams(
                         continue
                     served = True
                     _serve(lane, *item, json_out, on_prediction)
-                    if bar is not None:
-                        bar.update(1)
+                    frames_bar.update()
                 if not served and active:
                     time.sleep(IDLE_WAIT_S)
         except KeyboardInterrupt:
@@ -118,8 +118,7 @@ def run_streams(
             log.warning("interrupted: finishing the outputs written so far")
         ok = True
     finally:
-        if bar is not None:
-            bar.close()
+        frames_bar.close()
         for lane in lanes:
             lane.reader.stop()
             if lane.overlay is not None:
@@ -177,18 +176,13 @@ def _summary(be: Backend, lanes: list[_Lane], elapsed: float, interrupted: bool,
     }  # fmt: skip
 
 
-def _progress_bar(enabled: bool, count: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(unit="frame", desc=f"stream x{count}", leave=False, dynamic_ncols=True)
-
 
 def print_multi_summary(summary: dict, console=None) -> None:
     """Per-source rows and the total as a rich table (names and numbers are never cut: rows fold instead)."""
     from rich.console import Console
     from rich.table import Table
+
+    from vidconv_edge.tables import print_table
 
     console = console or Console()
     table = Table(title=f"stream summary: {summary['model']} on {summary['backend']}, {summary['elapsed_s']:.1f} s")
@@ -206,4 +200,4 @@ def print_multi_summary(summary: dict, console=None) -> None:
     table.add_row("total", str(t["frames_in"]), str(t["outputs"]), str(t["frames_dropped"]),
                   "-" if t["fps"] is None else f"{t['fps']:.1f}", ms(t["latency_ms_p50"], t["latency_ms_p95"]),
                   ", ".join(t["failed"]))  # fmt: skip
-    console.print(table)
+    print_table(table, console)

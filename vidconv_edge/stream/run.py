@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from vidconv_edge.progress import bar
 from vidconv_edge.stream.backends import Backend, open_backend
 from vidconv_edge.stream.engine import Prediction, StreamEngine, Timings
 from vidconv_edge.stream.outputs import JsonlWriter, LiveWindow, OverlayWriter, overlay_text
@@ -65,7 +66,7 @@ def run_stream(
     try:
         json_out = JsonlWriter(jsonl) if jsonl else None
         video_out = OverlayWriter(overlay, src.fps) if overlay else None
-        bar = _progress_bar(progress, src)
+        frames_bar = bar(total=src.total, desc="stream", unit="frame", enabled=progress)
         try:
             for frame, x in reader:
                 pred = engine.push(x, frame.index, frame.time)
@@ -84,14 +85,12 @@ def run_stream(
                     if window and not window.show(frame.image, lines):
                         interrupted = True  # 'q' / Esc in the window
                         break
-                if bar is not None:
-                    bar.update(1)
+                frames_bar.update()
         except KeyboardInterrupt:
             interrupted = True
             log.warning("interrupted: finishing the outputs written so far")
         finally:
-            if bar is not None:
-                bar.close()
+            frames_bar.close()
         ok = True
     finally:
         reader.stop()
@@ -130,13 +129,6 @@ def host_cost(reader: FrameReader, be: Backend, frames: int) -> dict:
     return host_cost_per_frame(stages, frames)
 
 
-def _progress_bar(enabled: bool, src: Source):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=src.total, unit="frame", desc="stream", leave=False, dynamic_ncols=True)
-
 
 def _engine_stats(engine: StreamEngine, frames_in: int, elapsed: float) -> dict:
     if engine.whole_clip:
@@ -169,6 +161,8 @@ def print_summary(summary: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from vidconv_edge.tables import print_table
+
     console = console or Console()
     table = Table(title="stream summary", show_header=False)
     table.add_column("key", style="bold")
@@ -181,4 +175,4 @@ def print_summary(summary: dict, console=None) -> None:
 
     for key, value in summary.items():
         table.add_row(key, fmt(value))
-    console.print(table)
+    print_table(table, console)

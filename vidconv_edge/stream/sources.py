@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from vidconv_edge.errors import UserError
+from vidconv_edge.naming import natural_key
 from vidconv_edge.stream.stats import LatencyStats
 
 log = logging.getLogger("vidconv_edge.stream")
@@ -128,10 +129,6 @@ class VideoSource(Source):
             self._container = None
 
 
-def _natural_key(path: Path) -> list:
-    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", path.name)]
-
-
 class FolderSource(Source):
     """A folder of image files, read in natural order (frame2 before frame10) at ``fps``."""
 
@@ -142,7 +139,7 @@ class FolderSource(Source):
     def open(self) -> None:
         if not self.folder.is_dir():
             raise UserError(f"frame folder not found: {self.folder}")
-        self.files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        self.files = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
         if not self.files:
             raise UserError(f"{self.folder} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self.total = len(self.files)

@@ -165,6 +165,8 @@ def _print(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from vidconv_edge.tables import print_table
+
     what = f"{report['precision']} QAT" if "precision" in report else "float"
     took = f" in {report['train_time_s'] / 60:.1f} min (best {report['best_epoch']})" if "train_time_s" in report else ""
     table = Table(title=f"{report['model']} {what}: {report['epochs']} epochs{took}")
@@ -176,7 +178,7 @@ def _print(report: dict) -> None:
         r = report[split]
         table.add_row(f"{split} ({r['normal']['num_samples']} clips)", *[f"{100 * r[o]['top1']:.1f}%" for o in ORDERS],
                       f"{100 * r['reverse_to_pair']:.1f}%")  # fmt: skip
-    Console(stderr=True).print(table)
+    print_table(table, Console(stderr=True))
 
 
 def main(argv: list[str] | None = None) -> int:

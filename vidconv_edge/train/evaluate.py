@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.models import VideoClassifier
+from vidconv_edge.progress import bar
 from vidconv_edge.train.config import DataConfig
 from vidconv_edge.train.metrics import classification_metrics, multilabel_metrics
 
@@ -193,10 +194,7 @@ def evaluate(
         if got != views[0] * views[1]:
             raise UserError(f"the dataset yields {got} views per video, not {views[0]}x{views[1]}")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    if progress:
-        from tqdm import tqdm
-
-        loader = tqdm(loader, desc=f"eval ({order})", unit="batch", leave=False)
+    loader = bar(loader, desc=f"eval ({order})", unit="batch", enabled=progress)
     model = model.to(device)
     probs, labels, loss_sum = collect_scores(model, loader, device, FrameOrder(order, seed), multilabel, device.type == "cuda")
     out = summarize(probs, labels, loss_sum, multilabel)

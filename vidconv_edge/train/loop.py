@@ -12,7 +12,6 @@ import dataclasses
 import math
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from vidconv_edge.checkpoint import load_checkpoint, save_checkpoint
 from vidconv_edge.errors import UserError
 from vidconv_edge.io import atomic_path
 from vidconv_edge.models import VideoClassifier, create_model
+from vidconv_edge.progress import bar, write
 from vidconv_edge.train import distributed as D
 from vidconv_edge.train.config import Recipe
 from vidconv_edge.train.evaluate import collect_scores, summarize, to_model_input
@@ -188,10 +188,7 @@ class Trainer:
     # -- helpers -----------------------------------------------------------------------------------
     def log(self, text: str) -> None:
         """A progress line on rank 0, to stderr (stdout stays free for results such as ``--json``)."""
-        if self.dist.is_main:
-            from tqdm import tqdm
-
-            tqdm.write(text, file=sys.stderr)
+        write(text, enabled=self.progress and self.dist.is_main)
 
     def _loader(self, dataset: Dataset, epoch: int, sampler=None) -> DataLoader:
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch * 101 + self.dist.rank)
@@ -207,9 +204,8 @@ class Trainer:
         )
 
     def _bar(self, loader, desc: str):
-        from tqdm import tqdm
-
-        return tqdm(loader, desc=desc, unit="batch", leave=False, disable=not (self.progress and self.dist.is_main))
+        """Batches with a bar on a terminal; in a log file the line per epoch is :meth:`log`'s."""
+        return bar(loader, desc=desc, unit="batch", enabled=self.progress and self.dist.is_main, done_line=False)
 
     # -- resume / checkpoints ------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -274,8 +270,8 @@ class Trainer:
         n = len(loader)
         loss_sum, correct, count = 0.0, 0, 0
         self.optimizer.zero_grad(set_to_none=True)
-        bar = self._bar(loader, f"epoch {epoch + 1}/{self.epochs}")
-        for i, (clips, target) in enumerate(bar):
+        batches = self._bar(loader, f"epoch {epoch + 1}/{self.epochs}")
+        for i, (clips, target) in enumerate(batches):
             start = (i // self.accum) * self.accum
             group = min(self.accum, n - start)
             step_now = i == start + group - 1
@@ -300,8 +296,7 @@ class Trainer:
             loss_sum += float(loss.detach()) * len(y)
             correct += int(hits.sum())
             count += len(y)
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss_sum / count:.3f}", top1=f"{correct / count:.3f}", lr=f"{self._lr():.2e}")
+            batches.set_postfix(loss=f"{loss_sum / count:.3f}", top1=f"{correct / count:.3f}", lr=f"{self._lr():.2e}")
         D.broadcast_buffers(self.dist, self.model)  # BatchNorm statistics of rank 0 everywhere
         totals = np.sum(D.all_gather_objects(self.dist, (loss_sum, correct, count)), axis=0)
         return float(totals[0] / max(totals[2], 1)), float(totals[1] / max(totals[2], 1))

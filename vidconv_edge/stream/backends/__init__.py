@@ -43,8 +43,11 @@ def _open_torch(path: str | os.PathLike | None) -> Backend:
 def _open_onnx(path: str | os.PathLike | None) -> Backend:
     from vidconv_edge.stream.backends.onnx_backend import OnnxBackend
 
-    if path is None:
-        raise UserError("backend onnxruntime needs the early ONNX part (or a folder with early.onnx and later.onnx)")
+    if path is None or (Path(path).suffix != ".onnx" and not Path(path).is_dir()):  # a checkpoint: its cached parts
+        from vidconv_edge.assets import default_checkpoint
+        from vidconv_edge.stream.backends.onnx_cache import cached_parts
+
+        path = cached_parts(default_checkpoint() if path is None else path)
     return OnnxBackend(path)
 
 

@@ -1,7 +1,8 @@
 """ONNX Runtime backend: the ``early`` and ``later`` ONNX parts (+ ``full`` for ``--recompute``).
 
 Accepts the ``early`` file itself, or a folder holding ``early.onnx`` and ``later.onnx``
-(and ``full.onnx``). The parts are found beside each other by name.
+(and ``full.onnx``). The parts are found beside each other by name. A checkpoint's parts come
+from ``onnx_cache`` (exported on first use).
 """
 
 from __future__ import annotations
