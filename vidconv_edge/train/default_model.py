@@ -5,19 +5,23 @@
 1. writes the camera-motion training set from the built-in training footage (``synth --task camera-motion``:
    static, pan_left/right, tilt_up/down, zoom_in/out; 80/20 train / validation clips) and the held-out test set
    from the built-in held-out footage (footage that takes no part in training or checkpoint selection),
-2. trains the model with ``configs/camera_edge.yaml`` (seeded; CPU); the best epoch on validation is kept,
+2. trains the model with ``configs/camera_edge.yaml`` (seeded; CPU); the best epoch on validation is kept;
+   ``vic_edge`` is then fine-tuned (:data:`FINETUNE`) on a second, larger set of new clips of the same training
+   footage (other windows, speeds and movers), again keeping the best epoch on that set's validation split,
 3. evaluates that checkpoint on validation and on the held-out test set, each with normal, reversed and
    shuffled frames, and how often a reversed clip is classified as the reverse of its class,
 4. saves the weights without training state (small) to the package assets, with the numbers.
 
 ``--qat`` then makes the bundled quantized model at the Pynq-Z2's precision (``<model>_w8a4.pt``, what
-``build-fpga`` builds for a W8A4 board from the bundled float model): PTQ calibration and QAT fine-tuning on the same
-training set (checkpoint selected on its validation split), evaluated on validation and the held-out test set.
+``build-fpga`` builds for a W8A4 board from the bundled float model): PTQ calibration and QAT fine-tuning on the
+second set of training-footage clips (:data:`SECOND_SET`; checkpoint selected on its validation split), evaluated
+on that validation split and on the held-out test set.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -38,26 +42,41 @@ MODELS = ("vic_edge", "sevnet_edge")
 EPOCHS = {"vic_edge": 40, "sevnet_edge": 16}  # vic_edge learns camera motion more slowly (16 epochs: 79% val)
 RECIPE = CONFIG_DIR / "camera_edge.yaml"
 TRAIN_SEED, TEST_SEED = 0, 1
+# a second training stage: more clips of the training footage, a lower learning rate (vic_edge generalises better to
+# unseen footage with more varied windows; selection stays on the training footage's validation clips)
+SECOND_SET = {"per_class": 600, "seed": 2}  # clips of the training footage for the fine-tuning and QAT stages
+FINETUNE = {"vic_edge": {"epochs": 15, "lr": 5e-4, "warmup_epochs": 0.5}}
 QAT_PRECISION = "W8A4"  # the Pynq-Z2's
-QAT_EPOCHS = {"vic_edge": 4, "sevnet_edge": 12}
+QAT_EPOCHS = {"vic_edge": 4, "sevnet_edge": 8}
 QAT_LR, QAT_BATCH = 2e-4, 16
 
 
 def camera_sets(work: Path, per_class: int, test_per_class: int) -> tuple[Path, Path]:
     """The training set (built-in training footage) and the held-out test set (built-in held-out footage) in
     ``work``, each reused if it was written with the same parameters."""
+    train = training_set(work / "camera_train", per_class, TRAIN_SEED)
+    test = _camera_set(work / "camera_test", per_class=test_per_class, seed=TEST_SEED, heldout=True)
+    return train, test
+
+
+def second_set(work: Path) -> Path:
+    """:data:`SECOND_SET`: more clips of the training footage (another seed), for fine-tuning and QAT."""
+    return training_set(work / f"camera_train_s{SECOND_SET['seed']}", SECOND_SET["per_class"], SECOND_SET["seed"])
+
+
+def training_set(out: Path, per_class: int, seed: int) -> Path:
+    """Clips of the built-in training footage (train/val split) in ``out``, reused if made with these parameters."""
+    return _camera_set(out, per_class=per_class, seed=seed, heldout=False)
+
+
+def _camera_set(out: Path, **params) -> Path:
     from vidconv_edge.data.camera_motion import write_camera_motion_dataset
 
-    def made(out: Path, **params) -> Path:
-        meta = out / "synth.json"
-        if meta.is_file() and all(json.loads(meta.read_text()).get(k) == v for k, v in params.items()):
-            return out
-        footage = ("builtin:test",) if params["heldout"] else ("builtin:train",)
-        return write_camera_motion_dataset(out, footage, overwrite=True, **params)
-
-    train = made(work / "camera_train", per_class=per_class, seed=TRAIN_SEED, heldout=False)
-    test = made(work / "camera_test", per_class=test_per_class, seed=TEST_SEED, heldout=True)
-    return train, test
+    meta = out / "synth.json"
+    if meta.is_file() and all(json.loads(meta.read_text()).get(k) == v for k, v in params.items()):
+        return out
+    footage = ("builtin:test",) if params["heldout"] else ("builtin:train",)
+    return write_camera_motion_dataset(out, footage, overwrite=True, **params)
 
 
 def frame_order_results(model, ckpt: dict, root: Path, list_file: Path | None, workers: int,
@@ -94,12 +113,23 @@ def build_default_model(model_name: str, work: Path, out: Path, per_class: int, 
     recipe = load_recipe(RECIPE)
     data, test = camera_sets(work, per_class, test_per_class)
     run = work / model_name / "run"
-    if fresh and run.exists():
-        shutil.rmtree(run)
-    final = train(recipe, data, run, model_name, epochs=epochs or EPOCHS[model_name], workers=workers,
-                  resume=(run / "last.pt").is_file())  # fmt: skip
-    epochs_log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    train_time = sum(r["time"] for r in epochs_log)  # over every session of the run (also a resumed one)
+    for old in (run, work / model_name / "finetune"):
+        if fresh and old.exists():
+            shutil.rmtree(old)
+    train(recipe, data, run, model_name, epochs=epochs or EPOCHS[model_name], workers=workers,
+          resume=(run / "last.pt").is_file())  # fmt: skip
+    runs = [run]
+    if model_name in FINETUNE:
+        ft = FINETUNE[model_name]
+        data = second_set(work)
+        optim = dataclasses.replace(recipe.optim, lr=ft["lr"], warmup_epochs=ft["warmup_epochs"])
+        tuned = work / model_name / "finetune"
+        train(dataclasses.replace(recipe, optim=optim), data, tuned, model_name, epochs=ft["epochs"],
+              workers=workers, resume=(tuned / "last.pt").is_file(), pretrained=run / "best.pt")  # fmt: skip
+        runs.append(tuned)
+        run = tuned
+    epochs_log = [json.loads(line) for r in runs for line in (r / "metrics.jsonl").read_text().splitlines()]
+    train_time = sum(r["time"] for r in epochs_log)  # over every session of the runs (also a resumed one)
 
     model, ckpt = model_from_checkpoint(run / "best.pt")
     results = {
@@ -111,7 +141,8 @@ def build_default_model(model_name: str, work: Path, out: Path, per_class: int, 
         "recipe": str(RECIPE.name),
         "data": {"train_footage": _footage_names(data), "test_footage": _footage_names(test), "per_class": per_class,
                  "test_per_class": test_per_class, "seeds": [TRAIN_SEED, TEST_SEED]},  # fmt: skip
-        "epochs": final["epochs_done"],
+        "finetune": FINETUNE.get(model_name),
+        "epochs": len(epochs_log),
         "best_epoch": ckpt["epoch"],
         "train_time_s": round(train_time, 1),
         "threads": torch.get_num_threads(),
@@ -139,10 +170,12 @@ def build_quantized_model(model_name: str, work: Path, out: Path, per_class: int
     from vidconv_edge.quant.pipeline import quantize
 
     float_ckpt = ASSETS / f"{model_name}.pt"
-    data, test = camera_sets(work, per_class, test_per_class)
+    _, test = camera_sets(work, per_class, test_per_class)
+    data = second_set(work)
     run = work / f"{model_name}_{QAT_PRECISION.lower()}"
     summary = quantize(float_ckpt, data, run, epochs=epochs or QAT_EPOCHS[model_name], bits=parse_mix(QAT_PRECISION),
-                       batch_size=QAT_BATCH, lr=QAT_LR, seed=TRAIN_SEED, progress=sys.stderr.isatty())  # fmt: skip
+                       batch_size=QAT_BATCH, lr=QAT_LR, seed=TRAIN_SEED, progress=sys.stderr.isatty(),
+                       resume=(run / "last.pt").is_file())  # fmt: skip
     qmodel, qckpt = quant_model_from_checkpoint(summary["files"]["quantized"])
     qckpt = {**qckpt, "recipe": qckpt.get("recipe") or load_checkpoint(float_ckpt)["recipe"]}
     report = {
