@@ -939,7 +939,7 @@ def test_build_fpga_refuses_squeeze_excitation_with_the_reason(tmp_path, capsys)
 
 @pytest.mark.slow
 def test_default_build_of_the_bundled_model_meets_the_acceptance(tmp_path):
-    """No model, pynq-z2: the bundled vic_edge quantized at W8A4, one merged design, fits at <= 80%, >= 30 fps,
+    """No model, pynq-z2: the bundled vic_edge's W8A4 QAT form, one merged design, fits at <= 80%, >= 30 fps,
     both pipelines bit-exact against the QONNX reference on frames of the sample video."""
     report = build_fpga(None, "pynq-z2", tmp_path / "b", log=lambda _m: None)
     assert report["verified"] is True and report["fits"] is True and report["design"] == "merged"
@@ -949,8 +949,11 @@ def test_default_build_of_the_bundled_model_meets_the_acceptance(tmp_path):
 
     _, meta = load_eval_model(tmp_path / "b", "finn-sim")  # evaluating the build samples clips as the checkpoint
     recipe = json.loads(json.dumps(load_checkpoint(default_checkpoint())["recipe"]))  # as the ONNX metadata holds it
-    assert meta["recipe"] == recipe and meta["recipe"]["data"]["test_stride"] == 2
+    assert meta["recipe"]["data"] == recipe["data"] and meta["recipe"]["data"]["test_stride"] == 2
     assert all(u <= 0.80 for u in report["utilization"].values()), report["utilization"]
     assert report["estimated_fps"] >= 30
-    assert report["quantization"]["quant_top1"] >= report["quantization"]["float_top1"] - 0.01
+    q = report["quantization"]  # the bundled W8A4 QAT form, with the numbers it was made with
+    assert q["checkpoint"] == "vic_edge_w8a4.pt" and "vic_edge_w8a4.pt" in report["weights"]
+    assert q["quant_top1"] >= q["float_top1"] - 0.01 and q["heldout_clips"] == 420
+    assert not (tmp_path / "b" / "quant").exists()  # nothing quantized again
     assert (tmp_path / "b" / "deploy" / "manifest.json").is_file()

@@ -535,7 +535,7 @@ def test_bundled_models_are_right_on_held_out_real_footage(name, heldout_clips, 
     assert model.config_dict() == create_model(name, num_classes=7).config_dict() | {"drop_rate": ckpt["config"]["drop_rate"]}
     r = frame_order_results(model, ckpt, heldout_clips, heldout_clips / "test.txt", 0)
     assert r["normal"]["num_samples"] == 70
-    floor = {"vic_edge": 0.78, "sevnet_edge": 0.85}[name]  # README, 420 held-out clips: 86.7% and 93.8%
+    floor = {"vic_edge": 0.84, "sevnet_edge": 0.85}[name]  # README, 420 held-out clips: 91.2% and 93.8%
     assert r["normal"]["top1"] >= floor, r
     assert r["reverse_to_pair"] >= floor - 0.03, r
     assert r["shuffle"]["top1"] <= r["normal"]["top1"] - 0.2, r
