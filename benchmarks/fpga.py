@@ -188,6 +188,7 @@ def run_families(args) -> list[dict]:
                 "LUT": r["total"]["LUT"], "BRAM_18K": r["total"]["BRAM_18K"], "DSP": r["total"]["DSP"],
                 "use": r["utilization"], "fits": r["fits"], "verified": r["verified"], "build_s": round(build_s, 1),
             })  # fmt: skip
+            (work / "families.json").write_text(json.dumps(rows, indent=1))  # each row as soon as it is measured
     return rows
 
 
