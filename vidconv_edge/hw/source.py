@@ -132,7 +132,7 @@ def load_quant_model(source: str | os.PathLike | None, bits, out_dir: Path, data
     bundled = bundled_quantized(source, bits.label()) if data is None and not qat_epochs else None
     if bundled is not None:  # the bundled model's own QAT form at this precision (default_model --qat)
         qmodel, qckpt = quant_model_from_checkpoint(bundled)
-        origin = f"{what} {Path(source).name}: its bundled {bits.label()} QAT form {bundled.name}"
+        origin = f"{what} {Path(source).name}: its bundled {bits.label()} form {bundled.name}"
         return qmodel, origin, list(qckpt["class_names"]), bundled_info(qckpt, bundled, bits), qckpt.get("recipe")
     qckpt, info = quantize_for_board(source, bits, out_dir, data, qat_epochs, log=log)
     qmodel, ckpt = quant_model_from_checkpoint(qckpt)
