@@ -829,9 +829,9 @@ def _hw_graph_evaluates_like_the_stream(out, tmp_path, capsys) -> None:
 
     import torch
 
+    from vidconv_edge.apps.artifacts import HwGraphModel, load_eval_model
     from vidconv_edge.assets import sample_video
     from vidconv_edge.stream import open_backend
-    from vidconv_edge.train.evaluate import HwGraphModel, load_eval_model
 
     model, meta = load_eval_model(out)
     assert isinstance(model, HwGraphModel) and meta["model"] == "sevnet_edge" and model.input_spec.frames == 2
@@ -943,9 +943,9 @@ def test_default_build_of_the_bundled_model_meets_the_acceptance(tmp_path):
     both pipelines bit-exact against the QONNX reference on frames of the sample video."""
     report = build_fpga(None, "pynq-z2", tmp_path / "b", log=lambda _m: None)
     assert report["verified"] is True and report["fits"] is True and report["design"] == "merged"
+    from vidconv_edge.apps.artifacts import load_eval_model
     from vidconv_edge.assets import default_checkpoint
     from vidconv_edge.checkpoint import load_checkpoint
-    from vidconv_edge.train.evaluate import load_eval_model
 
     _, meta = load_eval_model(tmp_path / "b", "finn-sim")  # evaluating the build samples clips as the checkpoint
     recipe = json.loads(json.dumps(load_checkpoint(default_checkpoint())["recipe"]))  # as the ONNX metadata holds it
