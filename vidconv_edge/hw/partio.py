@@ -33,6 +33,18 @@ def _ints(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
+def _string(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+# StreamFormat field -> (check, what it must be)
+_STREAM_FIELDS = {
+    "shape": (_ints, "a list of integers"), "layout": (_string, "a string"), "datatype": (_string, "a string"),
+    "scale": (_number, "a number"), "zero_point": (_number, "a number"), "folded_shape": (_ints, "a list of integers"),
+    "packed_shape": (_ints, "a list of integers"), "what": (_string, "a string"),
+}  # fmt: skip
+
+
 @dataclass
 class StreamFormat:
     """One accelerator stream: integers of a FINN datatype (``INT4``, ``UINT8``, ...) in ``layout``, real value
@@ -61,16 +73,10 @@ class StreamFormat:
         """Parse the stream ``name`` of ``where``; a UserError naming the field if it is malformed."""
         if not isinstance(d, dict):
             raise _fail(where, name, f"must be an object, got {type(d).__name__}")
-        kinds = {"datatype": (str, "a string"), "layout": (str, "a string"), "what": (str, "a string"),
-                 "scale": (_number, "a number"), "zero_point": (_number, "a number"),
-                 "shape": (_ints, "a list of integers"), "folded_shape": (_ints, "a list of integers"),
-                 "packed_shape": (_ints, "a list of integers")}  # fmt: skip
-        for key, (kind, what) in kinds.items():
-            value = d.get(key)
-            ok = isinstance(value, kind) if isinstance(kind, type) else kind(value)
-            if value is not None and not ok:
-                raise _fail(where, f"{name}.{key}", f"must be {what}, got {value!r}")
-        return cls(**{k: d.get(k) for k in kinds})
+        for key, (check, what) in _STREAM_FIELDS.items():
+            if d.get(key) is not None and not check(d[key]):
+                raise _fail(where, f"{name}.{key}", f"must be {what}, got {d[key]!r}")
+        return cls(**{k: d.get(k) for k in _STREAM_FIELDS})
 
 
 @dataclass
@@ -93,6 +99,7 @@ class PartIO:
     pipelines: dict | None = None
 
     def to_json(self) -> dict:
+        """The recorded fields, with the version; an unrecorded stream or record is left out."""
         out: dict = {"version": VERSION}
         for key in ("input", "output"):
             stream = getattr(self, key).to_json()
