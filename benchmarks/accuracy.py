@@ -35,8 +35,8 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def held_out_set(work: Path, per_class: int) -> Path:
+    from vidconv_edge.apps.default_model import TEST_SEED
     from vidconv_edge.data.camera_motion import write_camera_motion_dataset
-    from vidconv_edge.train.default_model import TEST_SEED
 
     out = work / "heldout"
     meta = out / "synth.json"
@@ -48,12 +48,12 @@ def held_out_set(work: Path, per_class: int) -> Path:
 def measure(model_name: str, checkpoint: Path, test: Path, work: Path, board: str, precision: str,
             hw_orders: tuple[str, ...] = ORDERS) -> dict:  # fmt: skip
     """One model: float, quantized and HW-graph results with the three frame orders, plus the build's numbers."""
-    from vidconv_edge.checkpoint import model_from_checkpoint
+    from vidconv_edge.apps.artifacts import HwGraphModel
+    from vidconv_edge.apps.default_model import frame_order_results
     from vidconv_edge.hw.flow import build_fpga
+    from vidconv_edge.models.loading import model_from_checkpoint
     from vidconv_edge.quant.model import quant_model_from_checkpoint
     from vidconv_edge.quant.pipeline import FINAL
-    from vidconv_edge.train.default_model import frame_order_results
-    from vidconv_edge.train.evaluate import HwGraphModel
 
     row: dict = {"model": model_name, "checkpoint": str(checkpoint), "board": board, "precision": precision}
     model, ckpt = model_from_checkpoint(checkpoint)

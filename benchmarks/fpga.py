@@ -106,10 +106,11 @@ def family_accuracy(model_name: str, float_ckpt: Path, quantized: Path, build: P
     """Held-out top-1 (normal order) of the float model, the quantized one and the build's HW graph."""
     from accuracy import wilson
 
-    from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint
+    from vidconv_edge.apps.artifacts import HwGraphModel
+    from vidconv_edge.apps.default_model import frame_order_results
+    from vidconv_edge.checkpoint import load_checkpoint
+    from vidconv_edge.models.loading import model_from_checkpoint
     from vidconv_edge.quant.model import quant_model_from_checkpoint
-    from vidconv_edge.train.default_model import frame_order_results
-    from vidconv_edge.train.evaluate import HwGraphModel
 
     recipe = load_checkpoint(float_ckpt)["recipe"]
     qmodel, qckpt = quant_model_from_checkpoint(quantized)

@@ -132,7 +132,7 @@ def source_files(folder: Path, count: int, frames: int) -> list[Path]:
 def multi_source_rows(backends: list[str], counts: list[int], frames: int, build: Path | None, folder: Path) -> list[dict]:
     """Aggregate fps of N sources on one backend vs one source; outputs checked equal per source."""
     from vidconv_edge.assets import default_checkpoint
-    from vidconv_edge.checkpoint import model_from_checkpoint
+    from vidconv_edge.models.loading import model_from_checkpoint
     from vidconv_edge.stream import open_backend, run_streams
 
     files = source_files(folder, max(counts), frames)

@@ -203,7 +203,7 @@ def test_memory_styles_put_deep_threshold_memories_in_uram_only_where_the_part_h
     cfg = HwBuildConfig(output_dir="unused", target_fps=30, fpga_part=b.part, lut_capacity=b.lut,
                         bram_capacity=b.bram_18k, uram_capacity=b.uram)  # fmt: skip
     model = step_memory_styles(_threshold_layer(512, 255), cfg)
-    chosen = cfg.io["memory_styles"]
+    chosen = cfg.io.memory_styles
     use, total = estimated_use(model, cfg)
     assert use == min(estimated_use(_apply(model, c, b.part), cfg)[0] for c in chosen["candidates"])
     if board == "pynq-z2":
@@ -472,6 +472,7 @@ def test_later_input_quant_metadata_is_the_early_output_quantizer(tiny_qcheckpoi
 
 def _fake_build(tmp_path, placement: str = "fabric"):
     """A report + BuildSource as build_fpga leaves them (no FINN run): early and later driver settings."""
+    from vidconv_edge.hw.partio import VERSION
     from vidconv_edge.hw.source import BuildSource, PartSource
 
     out = tmp_path / "build"
@@ -494,7 +495,7 @@ def _fake_build(tmp_path, placement: str = "fabric"):
         (out / "qonnx").mkdir(exist_ok=True)
         (out / "qonnx" / f"{name}.onnx").write_bytes(b"onnx")
         src.parts[name] = PartSource(name, out / "qonnx" / f"{name}.onnx", np.zeros(1), np.zeros(1))
-        parts[name] = {"io": {"input": i, "output": o}, "estimated_fps": 50.0, "verified": True,
+        parts[name] = {"io": {"version": VERSION, "input": i, "output": o}, "estimated_fps": 50.0, "verified": True,
                        "steps": [{"step": "step_driver_settings", "seconds": 0.1}]}  # fmt: skip
     report = {
         "board_info": get_board("pynq-z2").to_dict(), "clock_ns": 10.0, "parts": parts, "estimated_fps": 50.0,
@@ -829,9 +830,9 @@ def _hw_graph_evaluates_like_the_stream(out, tmp_path, capsys) -> None:
 
     import torch
 
+    from vidconv_edge.apps.artifacts import HwGraphModel, load_eval_model
     from vidconv_edge.assets import sample_video
     from vidconv_edge.stream import open_backend
-    from vidconv_edge.train.evaluate import HwGraphModel, load_eval_model
 
     model, meta = load_eval_model(out)
     assert isinstance(model, HwGraphModel) and meta["model"] == "sevnet_edge" and model.input_spec.frames == 2
@@ -943,9 +944,9 @@ def test_default_build_of_the_bundled_model_meets_the_acceptance(tmp_path):
     both pipelines bit-exact against the QONNX reference on frames of the sample video."""
     report = build_fpga(None, "pynq-z2", tmp_path / "b", log=lambda _m: None)
     assert report["verified"] is True and report["fits"] is True and report["design"] == "merged"
+    from vidconv_edge.apps.artifacts import load_eval_model
     from vidconv_edge.assets import default_checkpoint
     from vidconv_edge.checkpoint import load_checkpoint
-    from vidconv_edge.train.evaluate import load_eval_model
 
     _, meta = load_eval_model(tmp_path / "b", "finn-sim")  # evaluating the build samples clips as the checkpoint
     recipe = json.loads(json.dumps(load_checkpoint(default_checkpoint())["recipe"]))  # as the ONNX metadata holds it

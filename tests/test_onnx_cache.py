@@ -73,3 +73,21 @@ def test_failed_export_leaves_no_folder(cache, tmp_path, capsys):
     assert main(["stream", str(tmp_path / "bad.pt"), "--source", "sample", "--backend", "onnxruntime"]) == 2
     assert "not a valid PyTorch file" in capsys.readouterr().err
     assert list((cache / "onnx").iterdir()) == []
+
+
+def test_another_process_exporting_the_same_content_first_is_kept(cache, tmp_path, monkeypatch):
+    """``atomic_folder(exist_ok=True)``: when the folder appears while we export, theirs stays, ours is dropped."""
+    save_checkpoint(tmp_path / "m.pt", create_model("vic_edge", num_classes=2), ["a", "b"])
+    folder = cache / "onnx" / content_key(tmp_path / "m.pt")
+
+    def racing_export(checkpoint, out):
+        for part in onnx_cache.PARTS:
+            (out / f"{part}.onnx").write_text("ours")
+        folder.mkdir(parents=True)  # the other process renames its complete folder in the meantime
+        for part in onnx_cache.PARTS:
+            (folder / f"{part}.onnx").write_text("theirs")
+
+    monkeypatch.setattr(onnx_cache, "export_parts", racing_export)
+    assert cached_parts(tmp_path / "m.pt") == folder
+    assert {f.read_text() for f in folder.iterdir()} == {"theirs"}
+    assert [p.name for p in (cache / "onnx").iterdir()] == [folder.name]  # no temp folder left

@@ -163,7 +163,7 @@ def _quant_scales(model: onnx.ModelProto, tensor: str) -> np.ndarray | None:
 
 def test_qonnx_export_equals_brevitas_and_adds_share_scales(vic, tmp_path):
     from vidconv_edge.export.qonnx import export_qonnx, read_qonnx_metadata, run_qonnx
-    from vidconv_edge.quant.verify import output_step
+    from vidconv_edge.quant.model import output_step
 
     f, q = vic
     x = _clips(f, 2, seed=4)
@@ -235,7 +235,7 @@ def test_float_model_rejected_by_qonnx_export(tmp_path):
 def test_qdq_export_of_brevitas_model_runs_every_conv_in_int8(vic, tmp_path, mix):
     from vidconv_edge.export.qdq import export_qdq, int8_kernel_report, run_ort
     from vidconv_edge.quant.bits import parse_mix
-    from vidconv_edge.quant.verify import output_step
+    from vidconv_edge.quant.model import output_step
 
     f, q = vic
     if mix != "W8A8":
@@ -282,7 +282,7 @@ def test_qdq_in_ort_int8_kernels_equals_brevitas_within_one_step(tmp_path, mix):
     so ORT's int8 kernels compute the Brevitas model."""
     from vidconv_edge.export.qdq import export_qdq, int8_kernel_report, run_ort
     from vidconv_edge.quant.bits import parse_mix
-    from vidconv_edge.quant.verify import output_step
+    from vidconv_edge.quant.model import output_step
 
     f = _trained_like(_float())
     q = _calibrated(f, parse_mix(mix))
@@ -319,7 +319,7 @@ def test_qdq_of_a_full_float_model_quantizes_every_conv(tmp_path):
 @pytest.mark.slow
 def test_quant_sevnet_edge_and_qonnx(tmp_path):
     from vidconv_edge.export.qonnx import export_qonnx, run_qonnx
-    from vidconv_edge.quant.verify import output_step
+    from vidconv_edge.quant.model import output_step
 
     f = _float("sevnet_edge", frames=4)
     q = _calibrated(f, n=3)
@@ -396,8 +396,8 @@ def test_qat_trains_the_given_model_and_tags_its_checkpoints(vic, tmp_path):
 
 @pytest.mark.slow
 def test_quantize_calibration_qat_report_and_verify(synth, tmp_path):
+    from vidconv_edge.export.verify import verify_exports
     from vidconv_edge.quant.pipeline import quantize
-    from vidconv_edge.quant.verify import verify_exports
 
     root, data = synth
     s = quantize(root / "float.pt", data, tmp_path / "run", epochs=1, calib_batches=2, report=True, progress=False)
@@ -487,8 +487,9 @@ def test_eval_quantized_checkpoint_and_its_qdq_export_agree(eval_files, capsys):
 
 
 def test_eval_predictions_of_qdq_file_match_brevitas_per_video(eval_files):
+    from vidconv_edge.apps.artifacts import load_eval_model
     from vidconv_edge.train.eval_data import eval_dataset
-    from vidconv_edge.train.evaluate import evaluate, load_eval_model
+    from vidconv_edge.train.evaluate import evaluate
 
     out, data, _ = eval_files
     (qt, meta_t), (qo, meta_o) = load_eval_model(out / "q.pt"), load_eval_model(out / "q.onnx")

@@ -309,8 +309,8 @@ def test_pad_first_outputs_from_the_first_frame(video, edge_ckpt, tmp_path):
 
 
 def test_onnxruntime_backend_matches_torch(video, edge_ckpt, tmp_path):
-    from vidconv_edge.checkpoint import model_from_checkpoint
     from vidconv_edge.export.onnx import export_onnx
+    from vidconv_edge.models.loading import model_from_checkpoint
 
     model, ckpt = model_from_checkpoint(edge_ckpt)
     for part in ("early", "later", "full"):

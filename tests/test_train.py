@@ -16,11 +16,12 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 from torch.utils.data import Dataset
 
-from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from vidconv_edge.checkpoint import load_checkpoint, save_checkpoint
 from vidconv_edge.cli import main
 from vidconv_edge.data.annotations import load_list_file
 from vidconv_edge.errors import UserError
 from vidconv_edge.models import InputSpec, VideoClassifier, create_model
+from vidconv_edge.models.loading import model_from_checkpoint
 from vidconv_edge.train import Trainer, evaluate, load_recipe, recipe_from_dict, train
 from vidconv_edge.train.config import CONFIG_DIR
 from vidconv_edge.train.init_weights import load_pretrained
@@ -524,9 +525,9 @@ def heldout_clips(tmp_path_factory):
 @pytest.mark.parametrize("name", ["vic_edge", "sevnet_edge"])
 def test_bundled_models_are_right_on_held_out_real_footage(name, heldout_clips, capsys):
     """The shipped models on footage they never saw: accurate, and a reversed clip is read as its pair's other class."""
+    from vidconv_edge.apps.default_model import frame_order_results
     from vidconv_edge.assets import ASSETS
     from vidconv_edge.data.camera_motion import CAMERA_CLASSES
-    from vidconv_edge.train.default_model import frame_order_results
 
     path = ASSETS / f"{name}.pt"
     assert path.stat().st_size < 2_000_000
@@ -553,9 +554,9 @@ def test_bundled_w8a4_forms_keep_the_float_accuracy_on_held_out_footage(name, he
     float models at that precision."""
     import shutil
 
+    from vidconv_edge.apps.default_model import frame_order_results
     from vidconv_edge.assets import ASSETS, bundled_quantized
     from vidconv_edge.quant.model import is_quant_checkpoint, quant_model_from_checkpoint
-    from vidconv_edge.train.default_model import frame_order_results
 
     float_path = ASSETS / f"{name}.pt"
     path = bundled_quantized(float_path, "W8A4")

@@ -66,7 +66,7 @@ def parse_steps(text: str | None) -> tuple[str, ...]:
 
 
 def _float_model(ctx: DemoContext):
-    from vidconv_edge.checkpoint import model_from_checkpoint
+    from vidconv_edge.models.loading import model_from_checkpoint
 
     model, ckpt = model_from_checkpoint(ctx.checkpoint)
     return model, list(ckpt["class_names"])
@@ -116,9 +116,9 @@ def step_quantize(ctx: DemoContext) -> dict:
     from vidconv_edge.data import build_datasets
     from vidconv_edge.data.tasks import write_task_dataset
     from vidconv_edge.export.qdq import export_qdq
+    from vidconv_edge.export.verify import verify_exports
     from vidconv_edge.quant.model import quant_model_from_checkpoint
     from vidconv_edge.quant.pipeline import quantize
-    from vidconv_edge.quant.verify import verify_exports
 
     model, names = _float_model(ctx)
     data = ctx.cfg.out / "data"

@@ -39,16 +39,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def _filled(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_folder(path: str | os.PathLike, overwrite: bool = False, exist_ok: bool = False) -> Iterator[Path]:
     """Yield a temp folder beside ``path``; on success it replaces ``path`` (which must be missing or empty
-    unless ``overwrite``), on error it is removed: the folder appears complete or not at all."""
+    unless ``overwrite``), on error it is removed: the folder appears complete or not at all.
+
+    ``exist_ok``: another process may write the same folder meanwhile (a cache); if it got there first, its
+    folder is kept and ours dropped."""
     import shutil
 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{path} exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
+    existed = _filled(path)
+    if existed and not overwrite:
         raise UserError(f"{path} is not empty (pass overwrite=True / --force to replace it)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,10 +65,16 @@ def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         raise UserError(f"cannot write {path}: {e.strerror or e}") from e
     try:
         yield tmp
+        if exist_ok and not existed and _filled(path):
+            return  # written by another process meanwhile: keep it
         if path.exists():
             shutil.rmtree(path) if any(path.iterdir()) else path.rmdir()
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700 folders
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if not (exist_ok and _filled(path)):
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -1,5 +1,5 @@
 """Files shipped inside the package: the bundled models ``vic_edge.pt`` (the default) and ``sevnet_edge.pt``,
-both trained on camera motion over real footage (see ``vidconv_edge.train.default_model``), their QAT-quantized
+both trained on camera motion over real footage (see ``vidconv_edge.apps.default_model``), their QAT-quantized
 forms at the Pynq-Z2's precision (``vic_edge_w8a4.pt``, ``sevnet_edge_w8a4.pt``), and a sample video."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def default_checkpoint() -> Path:
     if not DEFAULT_CHECKPOINT.is_file():
         raise UserError(
             f"no checkpoint given and the bundled default model is missing ({DEFAULT_CHECKPOINT}); "
-            "pass a checkpoint or rebuild it with: python -m vidconv_edge.train.default_model"
+            "pass a checkpoint or rebuild it with: python -m vidconv_edge.apps.default_model"
         )
     return DEFAULT_CHECKPOINT
 

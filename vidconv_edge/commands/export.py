@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_export_source(args: argparse.Namespace):
     """(model, class names, origin): quantized checkpoints for qonnx/qdq, float ones for onnx."""
-    from vidconv_edge.checkpoint import load_checkpoint, load_model
+    from vidconv_edge.checkpoint import load_checkpoint
     from vidconv_edge.errors import UserError
+    from vidconv_edge.models.loading import load_model
 
     overrides = model_overrides(args)
     if args.target == "onnx":

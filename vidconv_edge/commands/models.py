@@ -70,8 +70,8 @@ def _models(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from vidconv_edge.checkpoint import load_model
     from vidconv_edge.models.analysis import profile_model, profile_table
+    from vidconv_edge.models.loading import load_model
     from vidconv_edge.tables import print_table
 
     model, _, origin = load_model(args.model, **model_overrides(args))

@@ -99,10 +99,10 @@ def _verify(args: argparse.Namespace, summary: dict) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from vidconv_edge.checkpoint import model_from_checkpoint
     from vidconv_edge.data import build_datasets
+    from vidconv_edge.export.verify import verify_exports
+    from vidconv_edge.models.loading import model_from_checkpoint
     from vidconv_edge.quant.model import quant_model_from_checkpoint
-    from vidconv_edge.quant.verify import verify_exports
 
     qmodel, ckpt = quant_model_from_checkpoint(summary["files"]["quantized"])
     float_model, _ = model_from_checkpoint(args.checkpoint)

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-BACKENDS = ("torch", "onnxruntime", "finn-sim")  # as vidconv_edge.train.evaluate.BACKENDS (kept light: no torch import)
+BACKENDS = ("torch", "onnxruntime", "finn-sim")  # as vidconv_edge.apps.artifacts.BACKENDS (kept light: no torch import)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -109,9 +109,10 @@ def _checkpoint(path: str | None) -> Path:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from vidconv_edge.apps.artifacts import load_eval_model
     from vidconv_edge.io import atomic_path
     from vidconv_edge.train.eval_data import eval_dataset, parse_views
-    from vidconv_edge.train.evaluate import evaluate, load_eval_model
+    from vidconv_edge.train.evaluate import evaluate
     from vidconv_edge.train.metrics import plot_confusion
 
     model, ckpt = load_eval_model(_checkpoint(args.checkpoint), args.backend)
@@ -145,7 +146,7 @@ def _kind(model, meta: dict) -> dict:
         from vidconv_edge.quant.bits import QuantBits
 
         precision = QuantBits.from_dict(meta["quant"]).label()
-    from vidconv_edge.train.evaluate import HwGraphModel
+    from vidconv_edge.apps.artifacts import HwGraphModel
 
     backend = "onnxruntime" if isinstance(model, OnnxModel) else "finn-sim" if isinstance(model, HwGraphModel) else "torch"
     return {"backend": backend, "precision": precision}
@@ -180,8 +181,9 @@ def _print_eval(result: dict, class_names: list[str]) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from vidconv_edge.apps.artifacts import load_eval_model
     from vidconv_edge.train.eval_data import checkpoint_recipe
-    from vidconv_edge.train.evaluate import load_eval_model, predict
+    from vidconv_edge.train.evaluate import predict
 
     model, ckpt = load_eval_model(_checkpoint(args.checkpoint))
     top = predict(model, list(ckpt["class_names"]), args.video, args.topk, checkpoint_recipe(ckpt).data, args.device)

@@ -12,4 +12,6 @@
   ``quantize``: a float model to the board's precision (PTQ, QAT, float vs quantized val top-1);
   ``reference``: the float64 execution of a QONNX model the HW graph must equal bit for bit.
 - ``deploy``: the deploy bundle ``out_dir/deploy`` (manifest.json format documented there).
+- ``partio``: a part's I/O and the report, typed (no FINN import): the steps fill ``HwBuildConfig.io``, the deploy
+  bundle and the stream backends read report.json / the manifest's streams back through it.
 """

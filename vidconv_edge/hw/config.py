@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vidconv_edge.hw.finn_env import prepare_finn
+from vidconv_edge.hw.partio import PartIO
 
 prepare_finn()
 
@@ -18,7 +19,7 @@ from finn.builder.build_dataflow_config import DataflowBuildConfig  # noqa: E402
 class HwBuildConfig(DataflowBuildConfig):
     """``DataflowBuildConfig`` (FINN steps read it) + vidconv-edge options (our steps read them).
 
-    ``io`` is filled by the steps: what the accelerator's input and output streams carry.
+    ``io`` is filled by the steps: what the accelerator's input and output streams carry (``hw.partio``).
     """
 
     part_name: str = "early"
@@ -34,4 +35,4 @@ class HwBuildConfig(DataflowBuildConfig):
     strict_verify: bool = True  # False: record a mismatch (verified: false) and go on to the estimates
     # merged design: part -> {"verify_input_npy", "verify_expected_output_npy"}, in graph input/output order
     merged_parts: dict = field(default_factory=dict)
-    io: dict = field(default_factory=dict)
+    io: PartIO = field(default_factory=PartIO)

@@ -73,6 +73,7 @@ from pathlib import Path
 
 from vidconv_edge import __version__
 from vidconv_edge.errors import UserError
+from vidconv_edge.hw.partio import BuildReport, StreamFormat
 
 FORMAT, VERSION = "vidconv-edge-deploy", 1
 MANIFEST, README = "manifest.json", "README.md"
@@ -95,15 +96,16 @@ STREAM_WHAT = {
 }
 
 
-def _stream(part: dict, key: str, name: str, fmt: dict) -> dict:
-    io = part.get("io", {}).get(key, {})
-    shape = io.get("shape") or fmt.get("shape")
-    return {
-        "shape": shape, "layout": io.get("layout", "NHWC" if len(shape or []) == 4 else "NC"),
-        "datatype": io.get("datatype", fmt.get("datatype")), "scale": float(io.get("scale", fmt.get("scale", 1.0))),
-        "zero_point": float(fmt.get("zero_point", 0.0)), "folded_shape": io.get("folded_shape"),
-        "packed_shape": io.get("packed_shape"), "what": STREAM_WHAT[(name, key)],
-    }  # fmt: skip
+def _stream(built: StreamFormat, key: str, name: str, fmt: dict) -> dict:
+    """A manifest stream: what the build recorded, else the QONNX metadata's integer format ``fmt``."""
+    shape = built.shape or fmt.get("shape")
+    return StreamFormat(
+        shape=shape, layout=built.layout or ("NHWC" if len(shape or []) == 4 else "NC"),
+        datatype=built.datatype or fmt.get("datatype"),
+        scale=float(built.scale if built.scale is not None else fmt.get("scale", 1.0)),
+        zero_point=float(fmt.get("zero_point", 0.0)), folded_shape=built.folded_shape,
+        packed_shape=built.packed_shape, what=STREAM_WHAT[(name, key)],
+    ).to_json(complete=True)  # fmt: skip
 
 
 def _bitstreams(shell_flow: str) -> dict[str, str]:
@@ -158,19 +160,20 @@ def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path
         "missing": [],
     }  # fmt: skip
     files: dict[str, Path] = {}
+    built = BuildReport.from_json(report, "the build report").parts
     merged = report.get("design") == "merged"
     shell = report["board_info"]["shell_flow"]
     if merged:
         manifest["accelerators"] = {MERGED: {"parts": list(report["parts"]), "inputs": list(report["parts"]),
                                              "outputs": list(report["parts"])}}  # fmt: skip
-    for name, part in report["parts"].items():
+    for name, part in built.items():
         fmt = src.part_formats.get(name, {})
         runs_on = manifest["placement"]["later" if name == "later" else name]
         entry = {
             "runs_on": "arm" if runs_on == "arm" else "fabric", "per": PER[name],
-            "input": _stream(part, "input", name, fmt.get("input", {})),
-            "output": _stream(part, "output", name, fmt.get("output", {})),
-            "estimated_fps": part.get("estimated_fps"), "verified": part.get("verified"),
+            "input": _stream(part.io.input, "input", name, fmt.get("input", {})),
+            "output": _stream(part.io.output, "output", name, fmt.get("output", {})),
+            "estimated_fps": part.estimated_fps, "verified": part.verified,
         }  # fmt: skip
         if entry["runs_on"] == "arm":
             rel = f"{name}/{name}.qonnx.onnx"
@@ -184,7 +187,7 @@ def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path
         else:
             acc = MERGED if merged else name
             if merged:
-                entry.update(accelerator=acc, input_index=part.get("input_index"), output_index=part.get("output_index"))
+                entry.update(accelerator=acc, input_index=part.input_index, output_index=part.output_index)
             entry.update(_accelerator_files(out_dir / acc, acc, shell, report, manifest["missing"], files))
         manifest["parts"][name] = entry
     if merged and MERGED in manifest["accelerators"]:

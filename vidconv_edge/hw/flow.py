@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from vidconv_edge.errors import UserError
@@ -176,10 +177,11 @@ def run_part(part_src, cfg, until: str, shell_flow: str, log) -> tuple[object, d
     from qonnx.core.modelwrapper import ModelWrapper
 
     model, result = run_steps(ModelWrapper(str(part_src.qonnx)), STEPS, cfg, until, shell_flow, log)
-    result["io"] = dict(cfg.io)
-    if "verification" in result["io"]:
-        result["io"]["verification"].update(part_src.reference)
-    result["verified"] = bool(cfg.io.get("verification", {}).get("bit_exact", False))
+    io = cfg.io
+    if io.verification is not None:
+        io.verification.update(part_src.reference)
+    result["io"] = io.to_json()
+    result["verified"] = bool((io.verification or {}).get("bit_exact", False))
     return model, result
 
 
@@ -187,6 +189,7 @@ def run_merged(models: dict, parts: dict, cfg, until: str, shell_flow: str, log)
     """Merge the parts' verified HW graphs into one two-pipeline model and run :data:`MERGED_STEPS` on it;
     updates each part's report entry (verification on the merged graph, folded streams, its layers' estimates,
     its input/output index); returns the merged design's result."""
+    from vidconv_edge.hw.partio import PartIO
     from vidconv_edge.hw.report import read_part_reports, split_by_pipeline
     from vidconv_edge.hw.steps_merge import merge_pipelines
 
@@ -197,24 +200,27 @@ def run_merged(models: dict, parts: dict, cfg, until: str, shell_flow: str, log)
     stop = "step_check_pipelines" if until == "step_generate_estimate_reports" else until
     _, result = run_steps(model, MERGED_STEPS, cfg, stop, shell_flow, log)
     io = cfg.io
-    result["io"] = {k: v for k, v in io.items() if k != "pipelines"}  # the layers are in each part's entry
-    result["verified"] = bool(io.get("verification", {}).get("bit_exact", False))
+    result["io"] = replace(io, pipelines=None).to_json()  # the layers are in each part's entry
+    result["verified"] = bool((io.verification or {}).get("bit_exact", False))
     result["parts"] = list(models)
     for i, name in enumerate(models):
         part = parts[name]
-        merged_check = io.get("verification", {}).get("parts", {}).get(name)
+        part_io = PartIO.from_json(part["io"], "the build report", f"parts.{name}.io")
+        merged_check = (io.verification or {}).get("parts", {}).get(name)
         if merged_check is not None:
-            part["io"]["verification"]["merged_design"] = merged_check
+            part_io.verification = {**(part_io.verification or {}), "merged_design": merged_check}
             part["verified"] = part["verified"] and merged_check["bit_exact"]
-        for key in ("input", "output"):
-            if f"{key}s" in io:
-                part["io"][key].update(io[f"{key}s"][i])
+        if io.inputs is not None:
+            part_io.input = part_io.input.updated(io.inputs[i])
+        if io.outputs is not None:
+            part_io.output = part_io.output.updated(io.outputs[i])
+        part["io"] = part_io.to_json()
         part.update(accelerator="merged", input_index=i, output_index=i)
     report_dir = Path(cfg.output_dir) / "report"
-    if "pipelines" in io and (report_dir / "estimate_network_performance.json").is_file():
+    if io.pipelines is not None and (report_dir / "estimate_network_performance.json").is_file():
         whole = read_part_reports(report_dir)
         result.update({k: whole[k] for k in ("total", "max_cycles", "bottleneck", "estimated_fps", "latency_ms")})
-        for name, split in split_by_pipeline(whole, io["pipelines"], cfg.synth_clk_period_ns).items():
+        for name, split in split_by_pipeline(whole, io.pipelines, cfg.synth_clk_period_ns).items():
             parts[name].update(split)
             parts[name]["layers_in"] = "merged"
     return result

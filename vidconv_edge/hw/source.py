@@ -146,7 +146,7 @@ def bundled_info(qckpt: dict, path: Path, bits) -> dict:
     made = qckpt.get("report") or {}
     test = (made.get("test") or {}).get("normal") or {}
     return {**(made.get("qat") or {}), "bits": bits.label(), "qat_epochs": made.get("epochs"), "checkpoint": path.name,
-            "data": "the bundled training set (python -m vidconv_edge.train.default_model --qat)",
+            "data": "the bundled training set (python -m vidconv_edge.apps.default_model --qat)",
             "heldout_top1": test.get("top1"), "heldout_clips": test.get("num_samples")}  # fmt: skip
 
 

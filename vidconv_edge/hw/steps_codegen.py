@@ -25,5 +25,5 @@ def step_widen_binary_weights(model: ModelWrapper, cfg: HwBuildConfig) -> ModelW
             continue
         inst.set_nodeattr("weightDataType", "UINT2")
         widened.append(node.name)
-    cfg.io["binary_weights_widened"] = widened
+    cfg.io.binary_weights_widened = widened
     return model

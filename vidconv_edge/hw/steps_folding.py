@@ -75,7 +75,7 @@ def step_memory_styles(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
                 tried.append((use, swg, depth, uram_depth, total))
     use, swg, depth, uram_depth, total = min(tried, key=lambda t: t[0])
     moved = apply_memory_styles(model, part, swg, depth, uram_depth)
-    cfg.io["memory_styles"] = {
+    cfg.io.memory_styles = {
         "swg_block_lut": swg, "threshold_bram_depth": depth, "threshold_uram_depth": uram_depth,
         "swg_in_bram": moved, "estimate": total,
         "candidates": [

@@ -75,7 +75,7 @@ def pipeline_nodes(model: ModelWrapper) -> list[list[str]]:
 
 def step_check_pipelines(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
     """The pipelines stay independent (no node reached from two inputs) and each ends at its own output;
-    records each part's input/output index and layers in ``cfg.io["pipelines"]``."""
+    records each part's input/output index and layers in ``cfg.io.pipelines``."""
     groups = pipeline_nodes(model)
     shared = set(groups[0]).intersection(*groups[1:]) if len(groups) > 1 else set()
     if shared:
@@ -86,7 +86,7 @@ def step_check_pipelines(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrappe
         if model.find_producer(out).name not in nodes:
             raise ValueError(f"graph output {i} ({out}) is not produced by the {part}-net pipeline")
         pipelines[part] = {"input_index": i, "output_index": i, "layers": nodes}
-    cfg.io["pipelines"] = pipelines
+    cfg.io.pipelines = pipelines
     return model
 
 
@@ -120,7 +120,7 @@ def step_verify_merged_python(model: ModelWrapper, cfg: HwBuildConfig) -> ModelW
         if mismatches:
             what = f"shape {list(out.shape)}" if diff is None else f"{mismatches} values"
             bad.append(f"{part}-net output {what}")
-    cfg.io["verification"] = {"method": "python execution of the merged HW graph (both pipelines) vs the QONNX "
+    cfg.io.verification = {"method": "python execution of the merged HW graph (both pipelines) vs the QONNX "
                               "models", "bit_exact": not bad, "parts": result}  # fmt: skip
     if bad and cfg.strict_verify:
         raise VerificationFailed(f"merged design: the HW graph differs from the QONNX models: {'; '.join(bad)}")

@@ -15,6 +15,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.infer_shapes import InferShapes
 
 from vidconv_edge.hw.config import HwBuildConfig
+from vidconv_edge.hw.partio import StreamFormat
 
 
 def _scalar(model: ModelWrapper, name: str) -> float | None:
@@ -43,7 +44,7 @@ def step_uint8_input(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
                     node.input[i] = inp
         model.graph.node.remove(quant)
         model.set_tensor_datatype(inp, DataType["UINT8"])
-        cfg.io["input"] = {"datatype": "UINT8", "scale": 1.0, "what": "pixels 0..255"}
+        cfg.io.input = StreamFormat(datatype="UINT8", scale=1.0, what="pixels 0..255")
     return model
 
 
@@ -76,7 +77,7 @@ def step_integer_input(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
     model.set_initializer(scale, np.asarray(cfg.input_scale, dtype=np.float32))
     model.graph.node.insert(0, helper.make_node("Mul", [inp, scale], [scaled], name="IntegerInputScale"))
     model.set_tensor_datatype(inp, DataType[cfg.input_datatype])
-    cfg.io["input"] = {"datatype": cfg.input_datatype, "scale": cfg.input_scale, "what": "early-net features"}
+    cfg.io.input = StreamFormat(datatype=cfg.input_datatype, scale=cfg.input_scale, what="early-net features")
     return model.transform(InferShapes())
 
 

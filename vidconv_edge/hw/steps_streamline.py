@@ -37,6 +37,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 
 from vidconv_edge.hw.config import HwBuildConfig
+from vidconv_edge.hw.partio import StreamFormat
 from vidconv_edge.hw.precision import InFloat64, cast_float_tensors
 from vidconv_edge.hw.steps_masks import MaskDatatypes, MoveTransposeBeforeMask, MoveTransposePastMask, has_masks
 
@@ -225,7 +226,7 @@ def step_integer_io(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
         model.graph.input.insert(0, _value_info(model, new_in, shape))
         model.set_tensor_datatype(new_in, dtype)
         model.set_tensor_layout(new_in, DataLayout.NHWC)
-        cfg.io.setdefault("input", {})["layout"] = "NHWC"
+        cfg.io.input.layout = "NHWC"
     scale = 1.0
     layout = "NCHW" if len(model.get_tensor_shape(model.graph.output[0].name)) == 4 else "NC"
     while True:
@@ -248,8 +249,8 @@ def step_integer_io(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapper:
         model.graph.output.insert(0, _value_info(model, new_out, shape))
         model.set_tensor_datatype(new_out, dtype)
     out = model.graph.output[0].name
-    cfg.io["output"] = {"datatype": model.get_tensor_datatype(out).name, "scale": scale, "layout": layout,
-                        "shape": list(model.get_tensor_shape(out))}  # fmt: skip
+    cfg.io.output = StreamFormat(datatype=model.get_tensor_datatype(out).name, scale=scale, layout=layout,
+                                 shape=list(model.get_tensor_shape(out)))  # fmt: skip
     model = model.transform(InferShapes())
     model = model.transform(InferDataTypes())
     return model.transform(InferDataLayouts())

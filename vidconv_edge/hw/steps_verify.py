@@ -40,7 +40,7 @@ def step_verify_hw_python(model: ModelWrapper, cfg: HwBuildConfig) -> ModelWrapp
         )
     diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
     mismatches = int((diff > 0).sum())
-    cfg.io["verification"] = {
+    cfg.io.verification = {
         "samples": int(len(x)),
         "method": "python execution of the HW-abstraction graph vs the QONNX model",
         "bit_exact": mismatches == 0,

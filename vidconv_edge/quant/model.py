@@ -7,9 +7,10 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from vidconv_edge.checkpoint import load_checkpoint, save_checkpoint
 from vidconv_edge.errors import UserError
 from vidconv_edge.models import VideoClassifier, create_model
+from vidconv_edge.models.loading import model_from_checkpoint
 from vidconv_edge.models.sevnet import SEVNet
 from vidconv_edge.models.vidconv import VidConv
 from vidconv_edge.quant.bits import QuantBits
@@ -132,3 +133,8 @@ def any_model_from_checkpoint(path: str | os.PathLike) -> tuple[VideoClassifier,
         return quant_model_from_checkpoint(ckpt)
     return model_from_checkpoint(ckpt)
 
+
+def output_step(qmodel: nn.Module) -> float:
+    """The quantization step of the logits (the model's output quantizer scale)."""
+    quant = qmodel.head.out_quant if hasattr(qmodel, "head") else qmodel.out_quant
+    return float(quant.act_quant.scale())

@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint
+from vidconv_edge.checkpoint import load_checkpoint
 from vidconv_edge.errors import UserError
 from vidconv_edge.io import atomic_path
+from vidconv_edge.models.loading import model_from_checkpoint
 from vidconv_edge.quant.bits import QuantBits, describe
 from vidconv_edge.quant.calibrate import calibrate
 from vidconv_edge.quant.model import quantize_model, require_float_checkpoint, save_quant_checkpoint

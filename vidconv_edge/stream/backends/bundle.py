@@ -25,6 +25,7 @@ from pathlib import Path
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.hw.deploy import CLIP, part_label
+from vidconv_edge.hw.partio import StreamFormat, read_report
 from vidconv_edge.spec import InputSpec
 from vidconv_edge.stream.backends.packing import parse_datatype
 
@@ -46,14 +47,18 @@ class StreamIO:
     folded_shape: tuple[int, ...]
 
     @classmethod
-    def from_dict(cls, d: dict) -> "StreamIO":
-        shape = tuple(int(v) for v in d["shape"])
-        folded = d.get("folded_shape") or (*shape[:-1], 1, shape[-1])  # default: SIMD = all channels
-        datatype = str(d.get("datatype", d.get("dtype")))
-        parse_datatype(datatype)  # ValueError for anything but INTn / UINTn
-        if float(d.get("zero_point", 0.0)) != 0.0:
-            raise ValueError(f"zero_point {d['zero_point']} (FINN streams have zero point 0)")
-        return cls(shape, datatype, float(d.get("scale", 1.0)), tuple(int(v) for v in folded))
+    def from_json(cls, d: dict, where: str, name: str) -> "StreamIO":
+        """The stream ``name`` of ``where``, a ``hw.partio.StreamFormat``: shape and datatype required."""
+        fmt = StreamFormat.from_json(d, where, name)
+        for key in ("shape", "datatype"):
+            if getattr(fmt, key) is None:
+                raise UserError(f"{where}: field '{name}.{key}' is missing")
+        shape = tuple(fmt.shape)
+        folded = fmt.folded_shape or (*shape[:-1], 1, shape[-1])  # default: SIMD = all channels
+        parse_datatype(fmt.datatype)  # ValueError for anything but INTn / UINTn
+        if (fmt.zero_point or 0.0) != 0.0:
+            raise ValueError(f"zero_point {fmt.zero_point} (FINN streams have zero point 0)")
+        return cls(shape, fmt.datatype, float(1.0 if fmt.scale is None else fmt.scale), tuple(folded))
 
 
 @dataclass
@@ -118,8 +123,9 @@ def load_manifest(path: str | os.PathLike) -> FpgaBundle:
         for name in (CLIP,) if CLIP in m["parts"] else PARTS:
             d = m["parts"][name]
             path_of = {k: p.parent / d[k] if d.get(k) else None for k in ("bitfile", "driver_settings", "onnx")}
+            streams = [StreamIO.from_json(d[k], str(p), f"parts.{name}.{k}") for k in ("input", "output")]
             parts[name] = PartSpec(
-                name, StreamIO.from_dict(d["input"]), StreamIO.from_dict(d["output"]),
+                name, *streams,
                 runs_on=str(d.get("runs_on", "fabric")), input_index=int(d.get("input_index") or 0),
                 output_index=int(d.get("output_index") or 0), **path_of,
             )  # fmt: skip
@@ -157,12 +163,12 @@ def load_build(path: str | os.PathLike) -> FpgaBundle:
             f"backend finn-sim needs a build-fpga output folder (report.json + the HW graphs of the early and "
             f"later parts); got {got}. Build one with `vidconv-edge build-fpga --out DIR` and pass DIR"
         )
-    report = _read_json(folder / "report.json", "build report")
-    names = (CLIP,) if CLIP in report.get("parts", {}) else PARTS
+    report = read_report(folder / "report.json")
+    names = (CLIP,) if CLIP in report.parts else PARTS
     graphs = {}
     for name in names:
         found = sorted((folder / name / "intermediate_models").glob("[0-9]*_step_*.onnx"))
-        if name not in report.get("parts", {}) or not any(g.match(VERIFY_GRAPH) for g in found):
+        if name not in report.parts or not any(g.match(VERIFY_GRAPH) for g in found):
             raise UserError(
                 f"{folder}: the {part_label(name)} was not built up to the python verification of its HW graph "
                 "(build with --part both, and --until at or after verify_hw_python)"
@@ -175,14 +181,15 @@ def load_build(path: str | os.PathLike) -> FpgaBundle:
 
     parts = {}
     for name, found in graphs.items():
-        part = report["parts"][name]
-        if not part.get("verified"):
+        part = report.parts[name]
+        if not part.verified:
             log.warning("%s: the %s HW graph was NOT verified bit-exact by the build", folder, part_label(name))
         verified = next(g for g in found if g.match(VERIFY_GRAPH))
         sin, sout = _graph_streams(verified, found[-1])
-        sin.scale, sout.scale = float(part["io"]["input"]["scale"]), float(part["io"]["output"]["scale"])
+        where, field = str(folder / "report.json"), f"parts.{name}.io"
+        sin.scale, sout.scale = (float(part.io.need(f"{k}.scale", where, field)) for k in ("input", "output"))
         parts[name] = PartSpec(name, sin, sout, graph=verified)
     return FpgaBundle(
-        folder, str(report.get("model", meta["model"])), [str(c) for c in meta["class_names"]],
+        folder, str(report.model or meta["model"]), [str(c) for c in meta["class_names"]],
         int(spec["frames"]), int(spec["size"]), tuple(spec.get("layout") or (1, 1)), parts,
     )  # fmt: skip

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from vidconv_edge.errors import UserError
+from vidconv_edge.io import atomic_folder
 from vidconv_edge.progress import write
 
 CACHE_ENV = "VIDCONV_EDGE_CACHE"
@@ -47,20 +46,10 @@ def cached_parts(checkpoint: str | os.PathLike) -> Path:
         return folder
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     except OSError as e:
         raise UserError(f"cannot write the ONNX cache {folder.parent} (set {CACHE_ENV}): {e.strerror or e}") from e
-    try:
-        export_parts(checkpoint, tmp)
-        if folder.exists():  # an incomplete folder of an interrupted older version
-            shutil.rmtree(folder, ignore_errors=True)
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process put the same parts there first
-            if not all((folder / f"{part}.onnx").is_file() for part in PARTS):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(folder, overwrite=True, exist_ok=True) as tmp:  # overwrite: an incomplete older folder
+        export_parts(checkpoint, tmp)  # exist_ok: another process exporting the same content may finish first
     write(f"onnxruntime: exported the ONNX parts of {checkpoint} to {folder}")
     return folder
 

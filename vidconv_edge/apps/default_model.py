@@ -1,6 +1,6 @@
 """Rebuild a bundled model (``vidconv_edge/assets/vic_edge.pt``, the default, or ``sevnet_edge.pt``) in one command:
 
-    python -m vidconv_edge.train.default_model --model vic_edge     # or sevnet_edge; or: scripts/train_default.sh
+    python -m vidconv_edge.apps.default_model --model vic_edge     # or sevnet_edge; or: scripts/train_default.sh
 
 1. writes the camera-motion training set from the built-in training footage (``synth --task camera-motion``:
    static, pan_left/right, tilt_up/down, zoom_in/out; 80/20 train / validation clips) and the held-out test set
@@ -30,9 +30,10 @@ from pathlib import Path
 import torch
 
 from vidconv_edge.assets import ASSETS
-from vidconv_edge.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from vidconv_edge.checkpoint import load_checkpoint, save_checkpoint
 from vidconv_edge.errors import UserError
 from vidconv_edge.io import atomic_path
+from vidconv_edge.models.loading import model_from_checkpoint
 from vidconv_edge.train.config import CONFIG_DIR, load_recipe
 from vidconv_edge.train.eval_data import eval_dataset
 from vidconv_edge.train.evaluate import ORDERS, evaluate
@@ -219,7 +220,7 @@ def _print(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vidconv_edge.train.default_model", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m vidconv_edge.apps.default_model", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=MODELS, default="vic_edge")
     p.add_argument("--work", default="runs/default_model", help="folder for the data sets and the runs")
     p.add_argument("--out", help="where the checkpoint goes (default: the package asset <model>.pt)")

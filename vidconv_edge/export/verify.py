@@ -14,12 +14,9 @@ import numpy as np
 import torch
 
 from vidconv_edge.data.transforms import normalize
-
-
-def output_step(qmodel: torch.nn.Module) -> float:
-    """The quantization step of the logits (the model's output quantizer scale)."""
-    quant = qmodel.head.out_quant if hasattr(qmodel, "head") else qmodel.out_quant
-    return float(quant.act_quant.scale())
+from vidconv_edge.export.qdq import export_qdq, run_ort
+from vidconv_edge.export.qonnx import export_qonnx, run_qonnx
+from vidconv_edge.quant.model import output_step
 
 
 def _compare(ref: np.ndarray, out: np.ndarray, step: float) -> dict:
@@ -34,9 +31,6 @@ def _compare(ref: np.ndarray, out: np.ndarray, step: float) -> dict:
 
 def verify_exports(float_model, qmodel, clips_uint8: torch.Tensor, out_dir, class_names=None) -> dict:
     """Export QONNX and QDQ (full clip) to ``out_dir`` and check them on ``clips_uint8`` (N, T, 3, H, W)."""
-    from vidconv_edge.export.qdq import export_qdq, run_ort
-    from vidconv_edge.export.qonnx import export_qonnx, run_qonnx
-
     out = Path(out_dir)
     qonnx_path, qdq_path = out / "model.qonnx.onnx", out / "model.qdq.onnx"
     export_qonnx(qmodel, qonnx_path, "full", class_names)
