@@ -1,11 +1,12 @@
 """Write ``tests/data/tiny_fpga/``: a small FPGA build that the fast streaming tests run finn-sim and the pynq host
 path on, and its whole-clip QONNX model (the independent reference those tests compare every streamed output to).
 
-A ``vic_edge`` with dims (8, 16, 16, 16), depths (1, 1, 1, 1) and a strong temporal branch at 9x32x32, calibrated
-at W8A4 on the bundled sample video (PTQ), built for pynq-z2 as far as it goes without Vivado (~2 min). The target
-fps folds the streams (SIMD > 1), so the packed DMA buffers hold several values per word. Kept: ``report.json`` (the parts' io and
-verification), the parts' QONNX models, each part's verified HW graph, the deploy bundle, and
-``whole_clip.qonnx.onnx``: the quantized model's ``full`` part (the collage inside the graph), not built by the flow.
+A ``vic_edge`` with dims (8, 16, 16, 16), depths (1, 1, 1, 1) and He-scaled random weights (logits that depend on
+the frame order) at 9x32x32, calibrated at W8A4 on the bundled sample video (PTQ), built for pynq-z2 as far as it
+goes without Vivado (~2 min). The target fps folds the streams (SIMD > 1), so the packed DMA buffers hold several
+values per word. Kept: ``report.json`` (the parts' io and verification), the parts' QONNX models, each part's
+verified HW graph, the deploy bundle, and ``whole_clip.qonnx.onnx``: the quantized model's ``full`` part (the
+collage inside the graph), not built by the flow.
 
     python scripts/make_tiny_fpga_fixture.py [--out tests/data/tiny_fpga]
 """
