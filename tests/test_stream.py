@@ -155,7 +155,6 @@ def test_recompute_reports_the_difference():
     assert engine.max_abs_diff == max(diffs) <= 1e-5
 
 
-
 class _Clock:
     """A fake ``time.perf_counter``: it moves only when a stand-in backend call spends its preset duration."""
 
