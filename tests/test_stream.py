@@ -483,6 +483,24 @@ def test_show_without_display_is_a_clear_error(video, edge_ckpt, monkeypatch):
         run_stream(video, edge_ckpt, show=True, progress=False)
 
 
+def test_stream_demo_runs_on_the_bundled_video(tmp_path, capsys):
+    """``examples/stream_demo.py`` without arguments: the bundled vic_edge on the bundled sample video."""
+    import importlib.util
+
+    from vidconv_edge.assets import sample_video
+
+    path = Path(__file__).parents[1] / "examples" / "stream_demo.py"
+    spec = importlib.util.spec_from_file_location("stream_demo", path)
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.main(["--out", str(tmp_path)]) == 0
+    frames = len(decoded(sample_video()))
+    lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(8, frames))
+    assert len(decoded(tmp_path / "overlay.mp4")) == frames
+    assert "frame    8" in capsys.readouterr().out
+
+
 def test_bundled_sample_video():
     """Real footage (the held-out street shot) under four known camera motions, 12 frames each."""
     import importlib.util
