@@ -17,8 +17,14 @@ video files streamed at once on one backend (``run_streams``: a ring per source,
 for the bundled vic_edge on torch, onnxruntime and finn-sim (its default pynq-z2 build, made in a temp folder
 unless ``--build`` gives one); every source's outputs are checked equal to its single-source run.
 
+Memory over a long stream (``--memory``): a synthetic live-length stream of small frames (a non-live source of
+32x32 frames, no decoding) through ``run_stream`` with the smallest model (vic_edge at 32x32, torch, 1 thread),
+printing the process's resident set size after 1k, 10k and 100k frames and its growth: the engine keeps bounded
+statistics, so a stream that runs for days on a 512 MB board stays flat.
+
     python benchmarks/stream.py [--edge-steps 400] [--tiny-steps 30] [--threads 1] [--tiny-size 128] [--json OUT]
     python benchmarks/stream.py --sources [--source-frames 150] [--build DIR] [--backends torch onnxruntime finn-sim]
+    python benchmarks/stream.py --memory [--memory-frames 1000 10000 100000]
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from vidconv_edge.stream import StreamEngine
 from vidconv_edge.stream.backends.onnx_backend import OnnxBackend
 from vidconv_edge.stream.backends.torch_backend import TorchBackend
 from vidconv_edge.stream.ring import FrameRing
+from vidconv_edge.stream.sources import Frame, Source
 
 
 def macs(fn, x: torch.Tensor) -> int:
@@ -167,6 +174,58 @@ def multi_source_rows(backends: list[str], counts: list[int], frames: int, build
     return rows
 
 
+def rss_mb() -> float:
+    """The process's resident set size now, MB (psutil, else ``VmRSS`` of /proc/self/status)."""
+    try:
+        import psutil
+    except ImportError:
+        status = Path("/proc/self/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
+    return psutil.Process().memory_info().rss / 2**20
+
+
+class SyntheticSource(Source):
+    """``total`` frames of 32x32 RGB cycling through 16 random images (no decoding): a long stream, cheaply."""
+
+    name = "synthetic"
+
+    def __init__(self, total: int, size: int = 32):
+        self.total, self.fps = total, 30.0
+        self._images = np.random.default_rng(0).integers(0, 256, (16, size, size, 3), dtype=np.uint8)
+
+    def frames(self):
+        for i in range(self.total):
+            yield Frame(i, i / self.fps, self._images[i % len(self._images)])
+
+
+def memory_rows(marks: list[int]) -> list[dict]:
+    """RSS after each of ``marks`` frames of one stream (vic_edge at 32x32 on torch)."""
+    from vidconv_edge.stream import run_stream
+
+    model = create_model("vic_edge", img_size=32).eval()
+    rows: list[dict] = []
+
+    def sample(pred) -> None:
+        if pred.frame + 1 in marks:
+            rows.append({"frames": pred.frame + 1, "rss_mb": rss_mb()})
+
+    summary = run_stream(SyntheticSource(max(marks)), TorchBackend(model), progress=False, on_prediction=sample)
+    assert summary["frames_in"] == max(marks) and summary["outputs"] == max(marks) - model.input_spec.frames + 1
+    return rows
+
+
+def print_memory(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="resident memory over one long stream (vic_edge 9x32², torch, 1 thread)")
+    for col in ("frames", "RSS MB", f"growth since {rows[0]['frames']:,} frames"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(f"{r['frames']:,}", f"{r['rss_mb']:.1f}", f"{r['rss_mb'] - rows[0]['rss_mb']:+.1f} MB")
+    Console(width=200).print(table)
+
+
 def print_multi(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -183,6 +242,9 @@ def print_multi(rows: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sources", action="store_true", help="measure 1, 2, 4 sources on one backend instead")
+    ap.add_argument("--memory", action="store_true", help="measure resident memory over one long stream instead")
+    ap.add_argument("--memory-frames", type=int, nargs="+", default=[1_000, 10_000, 100_000],
+                    help="frame counts to report RSS at (--memory)")  # fmt: skip
     ap.add_argument("--source-frames", type=int, default=150, help="frames per source (--sources)")
     ap.add_argument("--backends", nargs="+", default=["torch", "onnxruntime", "finn-sim"], help="backends (--sources)")
     ap.add_argument("--build", type=Path, help="build-fpga folder for finn-sim (--sources; default: build one)")
@@ -195,6 +257,13 @@ def main() -> None:
     warnings.filterwarnings("ignore")  # ONNX export chatter
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.memory:
+        rows = memory_rows(sorted(args.memory_frames))
+        print_memory(rows)
+        if args.json:
+            with atomic_path(args.json) as tmp:
+                tmp.write_text(json.dumps(rows, indent=2) + "\n")
+        return
     if args.sources:
         with tempfile.TemporaryDirectory() as tmp:
             rows = multi_source_rows(args.backends, [1, 2, 4], args.source_frames, args.build, Path(tmp))

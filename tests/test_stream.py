@@ -14,7 +14,7 @@ import torch.nn as nn
 from vidconv_edge.checkpoint import save_checkpoint
 from vidconv_edge.cli import main as cli_main
 from vidconv_edge.errors import UserError
-from vidconv_edge.models import create_model
+from vidconv_edge.models import InputSpec, create_model
 from vidconv_edge.stream import StreamEngine, open_backend, run_stream
 from vidconv_edge.stream.backends.torch_backend import TorchBackend
 from vidconv_edge.stream.preprocess import Preprocessor
@@ -151,8 +151,104 @@ def test_recompute_reports_the_difference():
     engine = StreamEngine(TorchBackend(small_edge(), CLASSES), recompute=True)
     preds = [engine.push(f, i, 0.0) for i, f in enumerate(torch.randn(11, 3, 64, 64).numpy())]
     diffs = [p.reference_diff for p in preds if p]
-    assert len(diffs) == 3 and len(engine.timings.full) == 3
+    assert len(diffs) == 3 and engine.timings.full.count == 3
     assert engine.max_abs_diff == max(diffs) <= 1e-5
+
+
+class _Clock:
+    """A fake ``time.perf_counter``: it moves only when a stand-in backend call spends its preset duration."""
+
+    def __init__(self, durations_ms: np.ndarray):
+        self.t, self.durations, self.calls = 0.0, iter(durations_ms / 1e3), 0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def spend(self) -> None:
+        self.t += next(self.durations)
+        self.calls += 1
+
+
+class _ClockBackend:
+    """A stand-in backend of 4x4 frames (no model): early = the red channel, later = the collage's sum; every
+    call spends the next preset duration on a :class:`_Clock`."""
+
+    name, model_name, class_names = "clock", "clock", ["a", "b"]
+    channels_last, whole_clip = False, False
+    input_spec = InputSpec(9, 4, layout=(3, 3))
+
+    def __init__(self, clock: _Clock):
+        self.clock = clock
+
+    def early(self, frames: np.ndarray) -> np.ndarray:
+        self.clock.spend()
+        return frames[:, :1]
+
+    def later(self, collage: np.ndarray) -> np.ndarray:
+        self.clock.spend()
+        return np.array([[collage.sum(), 0.0]], np.float32)
+
+    def full(self, clip: np.ndarray) -> np.ndarray:
+        raise AssertionError("not called without --recompute")
+
+
+def clocked_stream(frames: int, monkeypatch) -> tuple[StreamEngine, np.ndarray]:
+    """``frames`` pushes through a :class:`_ClockBackend`; (the engine, every call's duration in order, ms)."""
+    from vidconv_edge.stream import stats
+
+    durations = np.random.default_rng(0).uniform(0.5, 3.0, 2 * frames)
+    clock = _Clock(durations)
+    monkeypatch.setattr(stats.time, "perf_counter", clock)
+    engine = StreamEngine(_ClockBackend(clock))
+    frame = np.zeros((3, 4, 4), np.float32)
+    for i in range(frames):
+        engine.push(frame, i, 0.0)
+    return engine, durations[: clock.calls]
+
+
+def split_calls(durations: np.ndarray, length: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """(early, later) durations of a stride-1 stream: one early per frame, then one later from frame L on."""
+    early = np.concatenate([durations[: length - 1], durations[length - 1 :: 2]])
+    return early, durations[length::2]
+
+
+def test_engine_timings_stay_bounded_over_a_long_stream(monkeypatch):
+    """20,000 frames: every call counted and summed, only the last WINDOW kept (a live stream runs for days)."""
+    from vidconv_edge.stream.stats import WINDOW
+
+    engine, durations = clocked_stream(20_000, monkeypatch)
+    early, later = split_calls(durations)
+    assert (len(early), len(later)) == (20_000, 20_000 - 8)
+    for stats, values in ((engine.timings.early, early), (engine.timings.later, later)):
+        assert len(stats.recent) == stats.recent.maxlen == WINDOW and stats.count == len(values)
+        assert stats.total_ms == pytest.approx(values.sum(), rel=1e-9)
+        np.testing.assert_allclose(stats.percentiles(), np.percentile(values[-WINDOW:], [50, 95]), rtol=1e-9)
+    assert engine.timings.full.count == 0 and not engine.timings.full.recent
+
+
+def test_engine_timings_equal_numpy_on_a_short_stream(monkeypatch):
+    engine, durations = clocked_stream(40, monkeypatch)
+    early, later = split_calls(durations)
+    assert (engine.timings.early.count, engine.timings.later.count) == (40, 32)
+    for stats, values in ((engine.timings.early, early), (engine.timings.later, later)):
+        np.testing.assert_allclose(list(stats.recent), values, rtol=1e-9)
+        assert stats.mean_ms == pytest.approx(values.mean(), rel=1e-9)
+        np.testing.assert_allclose(stats.percentiles(), np.percentile(values, [50, 95]), rtol=1e-9)
+
+
+def test_merged_stats_pool_every_sources_recent_calls():
+    """The multi-source total's percentiles see each source's recent window, not just the last source's."""
+    from vidconv_edge.stream.stats import WINDOW, LatencyStats, merged
+
+    rng = np.random.default_rng(0)
+    lanes, values = [LatencyStats() for _ in range(3)], [rng.uniform(k, k + 1, WINDOW + 500) for k in range(3)]
+    for stats, v in zip(lanes, values):
+        for ms in v:
+            stats.add(ms)
+    total = merged(lanes)
+    recent = np.concatenate([v[-WINDOW:] for v in values])
+    assert total.count == 3 * (WINDOW + 500) and total.total_ms == pytest.approx(np.concatenate(values).sum())
+    np.testing.assert_allclose(total.percentiles(), np.percentile(recent, [50, 95]))
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -385,6 +481,24 @@ def test_show_without_display_is_a_clear_error(video, edge_ckpt, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(UserError, match="--show needs a display"):
         run_stream(video, edge_ckpt, show=True, progress=False)
+
+
+def test_stream_demo_runs_on_the_bundled_video(tmp_path, capsys):
+    """``examples/stream_demo.py`` without arguments: the bundled vic_edge on the bundled sample video."""
+    import importlib.util
+
+    from vidconv_edge.assets import sample_video
+
+    path = Path(__file__).parents[1] / "examples" / "stream_demo.py"
+    spec = importlib.util.spec_from_file_location("stream_demo", path)
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.main(["--out", str(tmp_path)]) == 0
+    frames = len(decoded(sample_video()))
+    lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(8, frames))
+    assert len(decoded(tmp_path / "overlay.mp4")) == frames
+    assert "frame    8" in capsys.readouterr().out
 
 
 def test_bundled_sample_video():

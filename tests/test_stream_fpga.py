@@ -17,14 +17,15 @@ import torch
 from vidconv_edge.cli import main as cli_main
 from vidconv_edge.errors import UserError
 from vidconv_edge.models.base import InputSpec
-from vidconv_edge.stream import open_backend, run_stream
+from vidconv_edge.stream import StreamEngine, open_backend, run_stream
 from vidconv_edge.stream.backends.packing import pack, unpack
 from vidconv_edge.stream.preprocess import Preprocessor
 from vidconv_edge.stream.ring import Collage, FrameRing, collage
 
-from test_stream import decoded, write_video
+from test_stream import _window, decoded, write_video
 
 CLASSES = ["left", "right", "up", "down", "still"]
+WHOLE_CLIP = "whole_clip.qonnx.onnx"  # the quantized model's full part: the collage inside the graph
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,7 @@ def build(tmp_path_factory, worker_id) -> Path:
 
 
 def _build(root: Path) -> None:
+    from vidconv_edge.export.qonnx import export_qonnx
     from vidconv_edge.hw.flow import build_fpga
     from vidconv_edge.hw.source import calibrated_for_board
     from vidconv_edge.models import create_model
@@ -60,6 +62,7 @@ def _build(root: Path) -> None:
     save_quant_checkpoint(root / "q.pt", qmodel, CLASSES)
     report = build_fpga(root / "q.pt", "pynq-z2", root / "build", log=lambda *_: None)
     assert report["verified"] and (root / "build" / "deploy" / "manifest.json").is_file()
+    export_qonnx(qmodel, root / WHOLE_CLIP, part="full", class_names=CLASSES)  # the independent reference
 
 
 # -- packing and the NHWC collage (fast) ---------------------------------------------------------
@@ -121,6 +124,14 @@ def qonnx_reference(build: Path, frames: list[np.ndarray], size: int) -> np.ndar
     return run_qonnx(build / "qonnx" / "later.onnx", frames_to_collage(torch.from_numpy(feats), (3, 3)).numpy())[0]
 
 
+def whole_clip_steps(path: Path, frames: list[np.ndarray], size: int, scale: float) -> np.ndarray:
+    """The whole-clip QONNX model at ``path`` (float64) on one window of decoded frames, in output steps."""
+    from vidconv_edge.hw.reference import run_qonnx_float64
+
+    prep = Preprocessor(InputSpec(len(frames), size, (0.0,) * 3, (1 / 255,) * 3))
+    return np.rint(run_qonnx_float64(path, np.stack([prep(f) for f in frames])[None])[0] / scale)
+
+
 @pytest.mark.slow
 def test_finn_sim_streams_bit_exact_to_the_whole_clip_and_the_qonnx_model(build, video, tmp_path, capsys):
     rc = cli_main(["stream", str(build), "--source", str(video), "--recompute", "--jsonl", str(tmp_path / "o.jsonl"),
@@ -137,9 +148,10 @@ def test_finn_sim_streams_bit_exact_to_the_whole_clip_and_the_qonnx_model(build,
     np.testing.assert_allclose(ints, np.round(ints), atol=1e-3)  # dequantised INT8 logits
     assert np.ptp(ints) >= 8 and np.abs(ints).max() <= 128  # the test sees real spread, no trivial zeros
     frames = decoded(video)
-    for line in (lines[0], lines[-1]):
-        ref = qonnx_reference(build, frames[line["frame"] - 8 : line["frame"] + 1], 32)
-        np.testing.assert_array_equal(np.float32(line["logits"]), ref)
+    for line, steps in zip(lines, ints):  # every output, not only the first and the last
+        window = frames[line["frame"] - 8 : line["frame"] + 1]
+        np.testing.assert_array_equal(np.float32(line["logits"]), qonnx_reference(build, window, 32))
+        np.testing.assert_array_equal(np.rint(steps), whole_clip_steps(build.parent / WHOLE_CLIP, window, 32, scale))
 
 
 @pytest.mark.slow
@@ -297,6 +309,66 @@ def test_pynq_host_side_equals_finn_sim_through_the_packed_dma_buffers(build, vi
         assert [p.frame for p in got] == [8, 10] and summary["max_abs_diff"] == 0.0
         for a, b in zip(got, expected):
             np.testing.assert_array_equal(a.logits, b.logits)
+
+
+# -- every streamed output against the whole-clip QONNX model (fast: a small committed build) ----------
+
+TINY = Path(__file__).parent / "data" / "tiny_fpga"  # written by scripts/make_tiny_fpga_fixture.py
+
+
+def tiny_frames(count: int) -> np.ndarray:
+    """``count`` frames of the bundled sample video at the tiny build's 32x32, raw pixels (as the engine gets them),
+    starting after the frames its calibration saw."""
+    from vidconv_edge.hw.source import video_frames
+
+    return video_frames(None, 32, 20 + count)[20:].astype(np.float32)
+
+
+def stream_against_whole_clip(be, stride: int, pad: str, frames: np.ndarray) -> np.ndarray:
+    """Stream ``frames`` through ``be``; assert every output equals the whole-clip QONNX model (float64, the
+    collage inside the graph: neither the backend's early/later path nor its ring) on that output's window, in
+    integer output steps. Returns the integer logits, one row per output."""
+    from vidconv_edge.hw.reference import run_qonnx_float64
+
+    engine, length = StreamEngine(be, stride=stride, pad=pad), be.input_spec.frames
+    scale = be.bundle.parts["later"].output.scale
+    got, wrong_order = [], 0
+    for i, frame in enumerate(frames):
+        pred = engine.push(frame, i, 0.0)
+        if pred is None:
+            continue
+        clip = _window(frames, i, length, pad)
+        ref = run_qonnx_float64(TINY / WHOLE_CLIP, np.stack([clip, clip[::-1]]))
+        steps = ref / scale
+        np.testing.assert_allclose(steps, np.rint(steps), atol=1e-6)  # the reference's own quantized logits
+        ints = np.rint(pred.logits / np.float32(scale))
+        np.testing.assert_array_equal(ints, np.rint(steps[0]), err_msg=f"output at frame {i}")
+        wrong_order += not np.array_equal(ints, np.rint(steps[1]))
+        got.append(ints)
+    assert len(got) == len(range((length - 1) * (pad == "none"), len(frames), stride))
+    assert wrong_order > 0  # the reference sees the frame order: a ring replaying frames wrongly would fail
+    return np.asarray(got)
+
+
+@pytest.mark.parametrize("stride,pad", [(1, "none"), (2, "first")])
+def test_finn_sim_every_output_equals_the_whole_clip_qonnx_model(stride, pad):
+    be = open_backend(TINY, "finn-sim")
+    assert be.name == "finn-sim" and be.input_spec.frames == 9
+    ints = stream_against_whole_clip(be, stride, pad, tiny_frames(15))
+    assert np.ptp(ints) >= 8 and len(np.unique(ints, axis=0)) > 1  # real spread, outputs that change
+
+
+@pytest.mark.parametrize("later_on_arm", [False, True])
+def test_pynq_host_path_every_output_equals_the_whole_clip_qonnx_model(later_on_arm, tmp_path, monkeypatch):
+    """The board backend's host side (uint8 frames, packing into folded DMA words, ring, NHWC collage, unpacking,
+    dequantisation) with FINN's execution of the verified HW graphs as the stand-in accelerator."""
+    fake_board(monkeypatch, TINY)
+    board = open_backend(vivado_built(TINY, tmp_path / "deploy", later_on_arm))
+    assert board.name == "pynq" and len(SimOverlay.created) == 1
+    simd = [part.input.folded_shape[-1] for part in board.bundle.parts.values()]
+    assert max(simd) > 1  # several values per DMA word: the packing is exercised
+    ints = stream_against_whole_clip(board, 1, "none", tiny_frames(12))
+    assert np.ptp(ints) >= 8
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +9,7 @@ import numpy as np
 from vidconv_edge.errors import UserError
 from vidconv_edge.stream.backends.base import Backend
 from vidconv_edge.stream.ring import Collage, FrameRing
+from vidconv_edge.stream.stats import LatencyStats
 
 PAD_POLICIES = ("none", "first")
 
@@ -40,18 +40,11 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Timings:
-    """Per-call latencies in milliseconds."""
+    """Per-call latencies in milliseconds, bounded: a live stream runs for days (see :class:`LatencyStats`)."""
 
-    early: list[float] = field(default_factory=list)
-    later: list[float] = field(default_factory=list)
-    full: list[float] = field(default_factory=list)
-
-    @staticmethod
-    def percentiles(values: list[float]) -> tuple[float, float] | tuple[None, None]:
-        if not values:
-            return None, None
-        p50, p95 = np.percentile(values, [50, 95])
-        return float(p50), float(p95)
+    early: LatencyStats = field(default_factory=LatencyStats)
+    later: LatencyStats = field(default_factory=LatencyStats)
+    full: LatencyStats = field(default_factory=LatencyStats)
 
 
 class StreamEngine:
@@ -103,9 +96,8 @@ class StreamEngine:
         if self.whole_clip:
             feat = frame
         else:
-            t0 = time.perf_counter()
-            feat = self.backend.early(frame[None])[0]
-            self.timings.early.append((time.perf_counter() - t0) * 1e3)
+            with self.timings.early.time():
+                feat = self.backend.early(frame[None])[0]
         first = self.pushed == 0
         self.pushed += 1
         if first and self.pad == "first":
@@ -122,16 +114,15 @@ class StreamEngine:
             self._ready_at = self.pushed
         if (self.pushed - self._ready_at) % self.stride:
             return None
-        t0 = time.perf_counter()
         if self.whole_clip:
-            logits = self.backend.full(self.feats.window()[None])[0]
-            self.timings.full.append((time.perf_counter() - t0) * 1e3)
+            with self.timings.full.time():
+                logits = self.backend.full(self.feats.window()[None])[0]
             return self._prediction(index, time_s, logits, None)
-        if self._collage is None:
-            self._collage = Collage(feat.shape, feat.dtype, self.layout, self.backend.channels_last)
-        self.feats.window_into(self._collage.tiles)
-        logits = self.backend.later(self._collage.array)[0]
-        self.timings.later.append((time.perf_counter() - t0) * 1e3)
+        with self.timings.later.time():
+            if self._collage is None:
+                self._collage = Collage(feat.shape, feat.dtype, self.layout, self.backend.channels_last)
+            self.feats.window_into(self._collage.tiles)
+            logits = self.backend.later(self._collage.array)[0]
         diff = self._check(logits) if self.recompute else None
         return self._prediction(index, time_s, logits, diff)
 
@@ -142,9 +133,8 @@ class StreamEngine:
         return Prediction(index, time_s, logits, top, diff)
 
     def _check(self, logits: np.ndarray) -> float:
-        t0 = time.perf_counter()
-        ref = self.backend.full(self.frames.window()[None])[0]
-        self.timings.full.append((time.perf_counter() - t0) * 1e3)
+        with self.timings.full.time():
+            ref = self.backend.full(self.frames.window()[None])[0]
         diff = float(np.abs(ref.astype(np.float64) - logits).max())
         self.max_abs_diff = max(self.max_abs_diff, diff)
         return diff

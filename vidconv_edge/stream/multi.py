@@ -20,11 +20,11 @@ import numpy as np
 from vidconv_edge.errors import UserError
 from vidconv_edge.progress import bar
 from vidconv_edge.stream.backends import Backend, open_backend
-from vidconv_edge.stream.engine import Prediction, StreamEngine, Timings
+from vidconv_edge.stream.engine import Prediction, StreamEngine
 from vidconv_edge.stream.outputs import JsonlWriter, OverlayWriter, overlay_text
 from vidconv_edge.stream.preprocess import Preprocessor
 from vidconv_edge.stream.sources import FrameReader, open_source
-from vidconv_edge.stream.stats import host_cost_per_frame, merged
+from vidconv_edge.stream.stats import LatencyStats, host_cost_per_frame, merged
 
 log = logging.getLogger("vidconv_edge.stream")
 IDLE_WAIT_S = 0.002  # how long the loop waits for any source when none had a frame ready
@@ -41,7 +41,7 @@ class _Lane:
     frames_in: int = 0
     outputs: int = 0
     error: str | None = None
-    latency_ms: list[float] = field(default_factory=list)  # frame taken from the decoder -> its output
+    latency_ms: LatencyStats = field(default_factory=LatencyStats)  # frame taken from the decoder -> its output
     last: Prediction | None = None
     first_t: float | None = None
     last_t: float | None = None
@@ -134,7 +134,7 @@ def _serve(lane: _Lane, frame, x: np.ndarray, json_out: JsonlWriter | None, on_p
     pred = lane.engine.push(x, frame.index, frame.time)
     lane.frames_in += 1
     if pred is not None:
-        lane.latency_ms.append((time.perf_counter() - t0) * 1e3)
+        lane.latency_ms.add((time.perf_counter() - t0) * 1e3)
         lane.outputs += 1
         lane.last = pred
         if json_out is not None:
@@ -149,7 +149,7 @@ def _serve(lane: _Lane, frame, x: np.ndarray, json_out: JsonlWriter | None, on_p
 def _summary(be: Backend, lanes: list[_Lane], elapsed: float, interrupted: bool, jsonl) -> dict:
     per_source = []
     for lane in lanes:
-        p50, p95 = Timings.percentiles(lane.latency_ms)
+        p50, p95 = lane.latency_ms.percentiles()
         span = (lane.last_t - lane.first_t) if lane.first_t and lane.last_t else 0.0
         per_source.append({
             "source": lane.name, "frames_in": lane.frames_in, "frames_dropped": lane.reader.dropped,
@@ -158,7 +158,7 @@ def _summary(be: Backend, lanes: list[_Lane], elapsed: float, interrupted: bool,
             "latency_ms_p50": p50, "latency_ms_p95": p95, "error": lane.error,
             "overlay": str(lane.overlay.path) if lane.overlay is not None and lane.overlay.frames else None,
         })  # fmt: skip
-    p50, p95 = Timings.percentiles([v for lane in lanes for v in lane.latency_ms])
+    p50, p95 = merged([lane.latency_ms for lane in lanes]).percentiles()
     frames = sum(lane.frames_in for lane in lanes)
     host = {"decode": merged([lane.reader.decode_ms for lane in lanes]),
             "resize": merged([lane.reader.resize_ms for lane in lanes])}  # fmt: skip

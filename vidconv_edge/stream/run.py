@@ -10,7 +10,7 @@ from typing import Callable
 
 from vidconv_edge.progress import bar
 from vidconv_edge.stream.backends import Backend, open_backend
-from vidconv_edge.stream.engine import Prediction, StreamEngine, Timings
+from vidconv_edge.stream.engine import Prediction, StreamEngine
 from vidconv_edge.stream.outputs import JsonlWriter, LiveWindow, OverlayWriter, overlay_text
 from vidconv_edge.stream.preprocess import Preprocessor
 from vidconv_edge.stream.sources import FrameReader, Source, open_source
@@ -132,16 +132,16 @@ def host_cost(reader: FrameReader, be: Backend, frames: int) -> dict:
 
 def _engine_stats(engine: StreamEngine, frames_in: int, elapsed: float) -> dict:
     if engine.whole_clip:
-        clip = Timings.percentiles(engine.timings.full)
+        clip = engine.timings.full.percentiles()
         return {
-            "outputs": len(engine.timings.full), "stride": engine.stride, "pad": engine.pad,
+            "outputs": engine.timings.full.count, "stride": engine.stride, "pad": engine.pad,
             "fps": round(frames_in / elapsed, 2) if elapsed > 0 else None,
             "clip_ms_p50": clip[0], "clip_ms_p95": clip[1],
         }  # fmt: skip
-    early = Timings.percentiles(engine.timings.early)
-    later = Timings.percentiles(engine.timings.later)
+    early = engine.timings.early.percentiles()
+    later = engine.timings.later.percentiles()
     stats = {
-        "outputs": len(engine.timings.later),
+        "outputs": engine.timings.later.count,
         "stride": engine.stride,
         "pad": engine.pad,
         "fps": round(frames_in / elapsed, 2) if elapsed > 0 else None,
@@ -151,7 +151,7 @@ def _engine_stats(engine: StreamEngine, frames_in: int, elapsed: float) -> dict:
         "later_ms_p95": later[1],
     }
     if engine.recompute:
-        full = Timings.percentiles(engine.timings.full)
+        full = engine.timings.full.percentiles()
         stats.update(recompute_ms_p50=full[0], recompute_ms_p95=full[1], max_abs_diff=engine.max_abs_diff)
     return stats
 

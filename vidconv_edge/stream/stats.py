@@ -32,7 +32,13 @@ class LatencyStats:
         finally:
             self.add((time.perf_counter() - t0) * 1e3)
 
+    @property
+    def mean_ms(self) -> float | None:
+        """Mean over every call (not only the recent window)."""
+        return self.total_ms / self.count if self.count else None
+
     def percentiles(self) -> tuple[float, float] | tuple[None, None]:
+        """(p50, p95) over the last :data:`WINDOW` calls."""
         if not self.recent:
             return None, None
         p50, p95 = np.percentile(np.fromiter(self.recent, float), [50, 95])
@@ -40,8 +46,8 @@ class LatencyStats:
 
 
 def merged(stats: list[LatencyStats]) -> LatencyStats:
-    """One :class:`LatencyStats` over several (counts and totals added, recent values pooled)."""
-    out = LatencyStats()
+    """One :class:`LatencyStats` over several (counts and totals added, every one's recent values pooled)."""
+    out = LatencyStats(window=sum(s.recent.maxlen for s in stats) or WINDOW)
     for s in stats:
         out.count += s.count
         out.total_ms += s.total_ms
