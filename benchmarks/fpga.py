@@ -148,13 +148,47 @@ def output_latencies_ms(build: Path, clock_ns: float) -> list[float]:
     return [done[o.name] * clock_ns / 1e6 for o in model.graph.output]
 
 
+def built_or_kept(source: Path, board: str, precision: str, target_fps: float, out: Path) -> tuple[dict, Path, float]:
+    """``build_fpga`` into ``out``, or the build already there if it was made from the same request (the source
+    file's sha256 and that of its bundled quantized form, board, precision, target fps; ``request.json``): an
+    interrupted ``--families`` run goes on."""
+    from vidconv_edge.assets import bundled_quantized
+    from vidconv_edge.hw.flow import build_fpga
+    from vidconv_edge.stream.backends.onnx_cache import content_key
+
+    form = bundled_quantized(source, precision)  # what the build takes for a bundled float model
+    request = {"source": content_key(source), "bundled_form": form and content_key(form), "board": board,
+               "precision": precision, "target_fps": target_fps}  # fmt: skip
+    kept = out / "request.json"
+    if kept.is_file() and json.loads(kept.read_text()) == request and (out / "report.json").is_file():
+        report = json.loads((out / "report.json").read_text())
+        return report, out, report.get("flow_seconds", 0.0)
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):
+        r = build_fpga(source, board, out, target_fps=target_fps, strict_verify=False, precision=precision,
+                       log=lambda _m: None)  # fmt: skip
+    kept.write_text(json.dumps(request))
+    return r, out, time.perf_counter() - t0
+
+
+def kept_accuracy(build: Path, test: Path, measure) -> dict:
+    """``measure()``, kept in ``build/heldout_accuracy.json`` for this build request and held-out set."""
+    kept = build / "heldout_accuracy.json"
+    key = {"request": json.loads((build / "request.json").read_text()),
+           "heldout": json.loads((test / "synth.json").read_text())}  # fmt: skip
+    if kept.is_file() and json.loads(kept.read_text())["key"] == key:
+        return json.loads(kept.read_text())["accuracy"]
+    accuracy = measure()
+    kept.write_text(json.dumps({"key": key, "accuracy": accuracy}))
+    return accuracy
+
+
 def run_families(args) -> list[dict]:
     """One row per (model, board): the board's default precision, shared accuracy per (model, precision)."""
     from accuracy import held_out_set
 
     from vidconv_edge.assets import ASSETS, bundled_quantized
     from vidconv_edge.hw.boards import get_board
-    from vidconv_edge.hw.flow import build_fpga
     from vidconv_edge.quant.pipeline import FINAL
 
     work = Path(args.work)
@@ -170,18 +204,14 @@ def run_families(args) -> list[dict]:
             source = Path(given.get(f"{model_name}:{precision}", float_ckpt))
             same = (spec.part, spec.clock_ns, precision)
             if same not in built:
-                out = work / f"{model_name}_{board}"
-                t0 = time.perf_counter()
-                with contextlib.redirect_stdout(sys.stderr):
-                    r = build_fpga(source, board, out, target_fps=args.target_fps, strict_verify=False,
-                                   precision=precision, log=lambda _m: None)  # fmt: skip
-                built[same] = (r, out, time.perf_counter() - t0)
+                built[same] = built_or_kept(source, board, precision, args.target_fps, work / f"{model_name}_{board}")
             r, out, build_s = built[same]
             key = (model_name, precision)
             if key not in accuracy:
                 quantized = source if source != float_ckpt else (bundled_quantized(source, precision)
                                                                  or out / "quant" / FINAL)  # fmt: skip
-                accuracy[key] = family_accuracy(model_name, float_ckpt, quantized, out, test)
+                accuracy[key] = kept_accuracy(out, test, lambda: family_accuracy(model_name, float_ckpt, quantized,
+                                                                                  out, test))  # fmt: skip
             rows.append({
                 "model": model_name, "board": board, "precision": precision, "quantized": str(source),
                 "accuracy": accuracy[key], "outputs_per_s": r["estimated_fps"],

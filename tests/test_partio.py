@@ -56,7 +56,6 @@ def test_updated_stream_keeps_what_the_other_does_not_record():
         (lambda io: io["input"].update(shape=[1, "32"]), "parts.early.io.input.shape", "must be a list of integers"),
         (lambda io: io.update(output=[1, 2]), "parts.early.io.output", "must be an object"),
         (lambda io: io.update(verification="yes"), "parts.early.io.verification", "must be an object"),
-        (lambda io: io.pop("version"), "parts.early.io.version", "is missing"),
         (lambda io: io.update(version=VERSION + 1), "parts.early.io.version", f"is {VERSION + 1}, this .* reads version"),
     ],
 )  # fmt: skip
@@ -103,3 +102,9 @@ def test_the_deploy_manifest_streams_are_checked_by_field(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match=r"field 'parts.clip.output.datatype' must be a string, got 8"):
         load_manifest(tmp_path)
+
+
+def test_a_report_from_before_the_version_field_reads_as_version_1():
+    io = _early_io()
+    legacy = {k: v for k, v in io.to_json().items() if k != "version"}
+    assert PartIO.from_json(legacy, "x") == io

@@ -118,9 +118,7 @@ class PartIO:
         """Parse ``d`` (the ``name`` field of ``where``); a wrong version or a malformed field: UserError naming it."""
         if not isinstance(d, dict):
             raise _fail(where, name, f"must be an object, got {type(d).__name__}")
-        if "version" not in d:
-            raise _fail(where, f"{name}.version", "is missing (written by an older vidconv-edge: rebuild)")
-        if d["version"] != VERSION:
+        if d.get("version", 1) != VERSION:  # builds from before the field: the version 1 format without it
             raise _fail(where, f"{name}.version", f"is {d['version']!r}, this vidconv-edge reads version {VERSION}")
         io = cls()
         for key in ("input", "output"):
