@@ -296,6 +296,46 @@ def test_qdq_in_ort_int8_kernels_equals_brevitas_within_one_step(tmp_path, mix):
     assert int8_kernel_report(tmp_path / "q.onnx")["float_conv_matmul"] == {}
 
 
+# max |ORT int8 - Brevitas| in output steps on the 28 held-out clips (4 per class) of the bundled trained
+# checkpoints, PTQ-calibrated on 14 training-footage clips: `python benchmarks/qdq_bound.py` (README "8-bit"; over
+# 105 clips: vic_edge 1 / 4 / 0, sevnet_edge 1 / 1 / 2)
+QDQ_MAX_STEPS = {
+    ("vic_edge", "W8A8"): 1, ("vic_edge", "W8A4"): 3, ("vic_edge", "W4A4"): 0,
+    ("sevnet_edge", "W8A8"): 1, ("sevnet_edge", "W8A4"): 0, ("sevnet_edge", "W4A4"): 1,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bound_clips(tmp_path_factory):
+    """(held-out clips, calibration clips) per bundled model, generated as benchmarks/qdq_bound.py does."""
+    import sys
+    from pathlib import Path
+
+    from vidconv_edge.assets import ASSETS
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import qdq_bound
+    finally:
+        sys.path.pop(0)
+    work = tmp_path_factory.mktemp("qdq_bound")
+    ckpts = {name: load_checkpoint(ASSETS / f"{name}.pt") for name in ("vic_edge", "sevnet_edge")}
+    clips = {n: (qdq_bound.camera_clips(work, c, 4, True, 0), qdq_bound.camera_clips(work, c, 2, False, 7))
+             for n, c in ckpts.items()}  # fmt: skip
+    return qdq_bound, ckpts, clips, work
+
+
+@pytest.mark.slow  # ~20 s of clip generation, ~9 s per case
+@pytest.mark.parametrize("name,mix", list(QDQ_MAX_STEPS))
+def test_qdq_bound_on_the_bundled_trained_models(bound_clips, name, mix):
+    """ORT's int8 kernels vs Brevitas on trained weights: the measured bound, and the same top-1 on every clip."""
+    qdq_bound, ckpts, clips, work = bound_clips
+    test, calib = clips[name]
+    row = qdq_bound.qdq_vs_brevitas(qdq_bound.calibrated(ckpts[name], mix, calib), test, work)
+    assert row["clips"] == 28 and row["top1_agreement"] == 1.0
+    assert row["max_steps"] == QDQ_MAX_STEPS[(name, mix)], row
+
+
 def test_qdq_of_a_full_float_model_quantizes_every_conv(tmp_path):
     from vidconv_edge.export.qdq import export_qdq, run_ort
 
