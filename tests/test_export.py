@@ -100,9 +100,10 @@ def test_metadata_travels_with_the_file(tmp_path):
     assert meta["config"]["dims"] == [16, 32, 64, 128]
 
 
-def test_sevnet_has_no_split():
+def test_sevnet_has_no_split(tmp_path):
     with pytest.raises(UserError, match="no early/later split"):
-        export_onnx(small_model("sevnet_edge"), "unused.onnx", part="early")
+        export_onnx(small_model("sevnet_edge"), tmp_path / "unused.onnx", part="early")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_check_rejects_3d_conv_and_dynamic_shapes(tmp_path):

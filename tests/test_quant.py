@@ -23,7 +23,13 @@ from vidconv_edge.quant.model import (
     save_quant_checkpoint,
 )
 
-torch.set_num_threads(1)
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread for this module's bit-exact comparisons, restored after it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _normalised(model, pixels):
@@ -96,8 +102,8 @@ def test_quant_vic_edge_close_to_float_and_api(vic):
         assert feats.shape[1:] == q.early_shape()
         assert torch.equal(q.forward_later(q.collage(feats)), out)
     rel = ((out - ref).norm() / ref.norm()).item()  # untrained weights: shared add scales are coarse
-    assert rel < 0.25, rel
-    assert (out.argmax(1) == ref.argmax(1)).float().mean() >= 0.5
+    assert rel < 0.15, rel  # measured 0.139 (seeded); trained weights: test_qdq_bound_on_the_bundled_trained_models
+    assert (out.argmax(1) == ref.argmax(1)).sum() == 3  # of 4 (seeded): logits within 1e-2 of each other
 
 
 def test_tile_conv_equals_concat_tiling():
@@ -440,7 +446,13 @@ def test_quantize_calibration_qat_report_and_verify(synth, tmp_path):
     from vidconv_edge.quant.verify import verify_exports
 
     root, data = synth
-    s = quantize(root / "float.pt", data, tmp_path / "run", epochs=1, calib_batches=2, report=True, progress=False)
+    f = create_model("vic_edge", img_size=32, num_classes=10)
+    saved = load_checkpoint(root / "float.pt")
+    f.load_state_dict(saved["state_dict"])
+    with torch.no_grad():  # logits of a useful size: a fresh head's (~1e-5) tie at one output step
+        f.head.fc.weight.mul_(1000)
+    save_checkpoint(tmp_path / "float.pt", f, saved["class_names"])
+    s = quantize(tmp_path / "float.pt", data, tmp_path / "run", epochs=1, calib_batches=2, report=True, progress=False)
     for name in ("calibrated.pt", "quantized.pt", "last.pt", "best.pt", "quant_summary.json", "layer_errors.json"):
         assert (tmp_path / "run" / name).is_file(), name
     assert "quant" in load_checkpoint(tmp_path / "run" / "last.pt")
@@ -449,12 +461,11 @@ def test_quantize_calibration_qat_report_and_verify(synth, tmp_path):
     chosen = {"qat": "best.pt", "calibrated": "calibrated.pt"}[s["final"]]
     assert (tmp_path / "run" / "quantized.pt").read_bytes() == (tmp_path / "run" / chosen).read_bytes()
     q, ckpt = quant_model_from_checkpoint(tmp_path / "run" / "quantized.pt")
-    f = create_model("vic_edge", img_size=32, num_classes=10)
-    f.load_state_dict(load_checkpoint(root / "float.pt")["state_dict"])
     clips = torch.randint(0, 256, (3, 9, 3, 32, 32), dtype=torch.uint8)
     v = verify_exports(f.eval(), q, clips, tmp_path / "run", ckpt["class_names"])
-    assert v["qonnx_vs_brevitas"]["within_one_step"] and v["qdq_vs_brevitas"]["within_one_step"]
-    assert v["top1_agreement_pct"]["qonnx_vs_qdq"] >= 66.0
+    assert v["qonnx_vs_brevitas"]["steps"] == v["qdq_vs_brevitas"]["steps"] == 0  # measured: exact
+    assert v["qdq_int8_kernels_vs_brevitas"]["within_one_step"]  # ORT's requantization rounding: see the bound test
+    assert v["top1_agreement_pct"] == dict.fromkeys(v["top1_agreement_pct"], 100.0)
 
 
 def test_cli_bad_input_exit_2(synth, tmp_path, capsys):

@@ -266,9 +266,8 @@ def test_train_writes_checkpoints_metrics_and_curves(tmp_path):
         train(tiny_recipe(), None, out, "vic_edge", epochs=2, datasets=toy_data(), progress=False)
 
 
-def test_resume_continues_exactly(tmp_path):
+def test_resume_continues_exactly(tmp_path, one_thread):
     """2 epochs straight == 1 epoch, stop, resume, 1 epoch (dropout and drop path on, 2 accumulation steps)."""
-    torch.set_num_threads(1)
     recipe = tiny_recipe(model={"drop_path_rate": 0.2, "drop_rate": 0.3})
     train(recipe, None, tmp_path / "a", "vic_edge", epochs=2, datasets=toy_data(20), progress=False)
     first = train(recipe, None, tmp_path / "b", "vic_edge", epochs=2, stop_after=1, datasets=toy_data(20), progress=False)
@@ -303,9 +302,8 @@ def test_early_stopping(tmp_path):
     assert result["stopped_early"] and result["epochs_done"] == 3 and result["best_epoch"] == 1
 
 
-def test_gradient_accumulation_equals_one_big_batch(tmp_path):
+def test_gradient_accumulation_equals_one_big_batch(tmp_path, one_thread):
     """Batch 8 as 2 accumulated steps of 4 == 1 step of 8 (LayerNorm model: no batch statistics)."""
-    torch.set_num_threads(1)
     model = {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1], "img_size": 32, "neck_dim": 16, "drop_path_rate": 0.0}
     data = (MovingSquares(8), MovingSquares(4, seed=1), list(CLASSES))
     runs = {}
@@ -378,6 +376,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, results: str) -> Non
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow  # spawns two training processes
 def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     out, results = tmp_path / "run", tmp_path / "results"
     results.mkdir()
@@ -457,9 +456,8 @@ def test_cli_train_eval_predict_on_videos(trained_run, synth, capsys, tmp_path):
     assert code == 0 and len(out.strip().splitlines()) == 2
 
 
-def test_cli_train_resume_on_videos_equals_a_straight_run(synth, tiny_config, tmp_path, capsys):
+def test_cli_train_resume_on_videos_equals_a_straight_run(synth, tiny_config, tmp_path, capsys, one_thread):
     """The real data pipeline (random strides, crops, flips) resumes exactly too."""
-    torch.set_num_threads(1)
     args = ["train", "--model", "vic_edge", "--data", synth, "--config", tiny_config, "--epochs", "2", "--workers", "0"]
     assert run(capsys, *args, "--out", tmp_path / "straight")[0] == 0
     assert run(capsys, *args, "--out", tmp_path / "r", "--stop-after", "1")[0] == 0
