@@ -722,14 +722,23 @@ def test_build_fpga_quantizes_a_float_checkpoint_with_qat_and_reports_the_accura
     from vidconv_edge.checkpoint import save_checkpoint
     from vidconv_edge.data.synth import write_synthetic_dataset
     from vidconv_edge.models import create_model
+    from vidconv_edge.train.metrics import wilson_interval
 
     names = ["move_left", "move_right"]
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "float.pt", create_model("vic_edge", img_size=32, num_classes=2), names)
     data = write_synthetic_dataset(tmp_path / "data", per_class=4, size=32, classes=names, progress=False)
+    test = write_synthetic_dataset(tmp_path / "test", per_class=3, size=32, classes=names, seed=9, progress=False)
+    (test / "test.txt").write_text((test / "train.txt").read_text() + (test / "val.txt").read_text())
     report = build_fpga(ckpt, "pynq-z2", tmp_path / "b", part="early", until="tidy_up", data=data, qat_epochs=1,
-                        log=lambda _m: None)  # fmt: skip
+                        test=test, log=lambda _m: None)  # fmt: skip
     q = report["quantization"]
+    h = q["heldout"]  # the held-out clips, apart from the validation figures
+    assert h["n"] == 6 and h["correct"] == round(h["top1"] * 6) and h["list"] == str(test / "test.txt")
+    assert h["ci95"] == list(wilson_interval(h["correct"], 6))
+    with pytest.raises(UserError, match="were used for calibration or selection"):
+        build_fpga(ckpt, "pynq-z2", tmp_path / "e", part="early", until="tidy_up", data=data, test=data / "val.txt",
+                   log=lambda _m: None)  # fmt: skip
     assert q["bits"] == "W8A4" and q["qat_epochs"] == 1 and q["val_videos"] == 2
     assert {"float_top1", "ptq_top1", "qat_top1"} <= set(q) and q["final"] in ("calibrated", "qat")
     assert q["quant_top1"] == max(q["ptq_top1"], q["qat_top1"])  # the quantize pipeline keeps the better one
@@ -954,6 +963,6 @@ def test_default_build_of_the_bundled_model_meets_the_acceptance(tmp_path):
     assert report["estimated_fps"] >= 30
     q = report["quantization"]  # the bundled W8A4 QAT form, with the numbers it was made with
     assert q["checkpoint"] == "vic_edge_w8a4.pt" and "vic_edge_w8a4.pt" in report["weights"]
-    assert q["quant_top1"] >= q["float_top1"] - 0.01 and q["heldout_clips"] == 420
+    assert q["quant_top1"] >= q["float_top1"] - 0.01 and q["heldout"]["n"] == 420
     assert not (tmp_path / "b" / "quant").exists()  # nothing quantized again
     assert (tmp_path / "b" / "deploy" / "manifest.json").is_file()

@@ -488,6 +488,30 @@ def test_cli_json_is_the_summary(synth, tmp_path, capsys):
     assert {k: v for k, v in got.items() if k != "layers"} == json.loads((tmp_path / "r" / "quant_summary.json").read_text())
 
 
+def test_quantize_reports_a_held_out_set_apart_from_validation(synth, tmp_path, capsys):
+    """--test: float and quantized top-1 on clips that took no part in calibration or selection, n and 95% interval;
+    a test list holding calibration clips is refused."""
+    from vidconv_edge.data import write_synthetic_dataset
+    from vidconv_edge.train.metrics import wilson_interval
+
+    root, data = synth
+    test = write_synthetic_dataset(tmp_path / "test", per_class=1, frames=12, size=32, seed=9, progress=False)
+    (test / "test.txt").write_text((test / "train.txt").read_text() + (test / "val.txt").read_text())
+    code, text, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "r",
+                           "--calib-batches", "1", "--test", test, "--json")  # fmt: skip
+    assert code == 0, err
+    got = json.loads(text)
+    n = len((test / "test.txt").read_text().splitlines())
+    for name in ("float", "quant"):
+        h = got["heldout"][name]
+        assert h["n"] == n == 10 and h["correct"] == round(h["top1"] * n) and h["list"] == str(test / "test.txt")
+        assert h["ci95"] == list(wilson_interval(h["correct"], n))
+    assert json.loads((tmp_path / "r" / "quant_summary.json").read_text())["heldout"] == got["heldout"]
+    code, _, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "r2",
+                        "--calib-batches", "1", "--test", data / "train.txt")  # fmt: skip
+    assert code == 2 and "were used for calibration and QAT training" in err
+
+
 # -- eval of quantized checkpoints and ONNX files ---------------------------------------------------------
 def _cli(capsys, *argv) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])

@@ -456,6 +456,42 @@ def test_cli_train_eval_predict_on_videos(trained_run, synth, capsys, tmp_path):
     assert code == 0 and len(out.strip().splitlines()) == 2
 
 
+def test_wilson_interval_against_hand_computed_values():
+    from vidconv_edge.train.metrics import accuracy_entry, format_accuracy, wilson_interval
+
+    z2 = 1.959963984540054**2
+    assert wilson_interval(0, 10) == (0.0, pytest.approx(z2 / (10 + z2)))  # closed form at p = 0
+    assert wilson_interval(5, 10) == pytest.approx((0.236593, 0.763407), abs=1e-6)  # symmetric at p = 1/2
+    assert wilson_interval(383, 420) == pytest.approx((0.880931, 0.935412), abs=1e-6)  # vic_edge held-out, 91.2%
+    assert format_accuracy(accuracy_entry(383 / 420, 420)) == "91.2% (383/420, 95% CI 88.1-93.5%)"
+    with pytest.raises(ValueError):
+        wilson_interval(3, 0)
+
+
+def test_cli_eval_held_out_set_apart_from_validation(trained_run, synth, tmp_path, capsys):
+    """eval --test: the held-out list's top-1 with n and interval, as `eval --list` of it gives; the validation
+    figures unchanged; a test list sharing clips with the evaluated split is refused."""
+    from vidconv_edge.train.metrics import wilson_interval
+
+    test = synth / "train.txt"  # clips the validation split never holds (the run trained on them: only a test of the plumbing)
+    code, out, _ = run(capsys, "eval", trained_run / "best.pt", "--data", synth, "--test", test, "--json")
+    assert code == 0
+    result = json.loads(out)
+    code, out, _ = run(capsys, "eval", trained_run / "best.pt", "--data", synth, "--list", test, "--json")
+    alone = json.loads(out)
+    h = result["heldout"]
+    assert (h["n"], h["top1"], h["list"]) == (alone["num_samples"], alone["top1"], str(test))
+    assert h["ci95"] == list(wilson_interval(h["correct"], h["n"])) and h["correct"] == round(h["top1"] * h["n"])
+    assert result["num_samples"] == len((synth / "val.txt").read_text().splitlines()) != h["n"]
+    assert result["top1_ci95"] == list(wilson_interval(round(result["top1"] * result["num_samples"]), result["num_samples"]))
+    code, out, _ = run(capsys, "eval", trained_run / "best.pt", "--data", synth, "--test", test)
+    assert code == 0 and "held-out test top1" in out and f"/{h['n']}, 95% CI" in out
+    code, _, err = run(capsys, "eval", trained_run / "best.pt", "--data", synth, "--test", synth / "val.txt")
+    assert code == 2 and "were used for this evaluation" in err
+    code, _, err = run(capsys, "eval", trained_run / "best.pt", "--data", synth, "--test", tmp_path)
+    assert code == 2 and "no test.txt" in err
+
+
 def test_cli_train_resume_on_videos_equals_a_straight_run(synth, tiny_config, tmp_path, capsys, one_thread):
     """The real data pipeline (random strides, crops, flips) resumes exactly too."""
     args = ["train", "--model", "vic_edge", "--data", synth, "--config", tiny_config, "--epochs", "2", "--workers", "0"]
@@ -507,6 +543,33 @@ def test_default_checkpoint_missing_is_a_user_error(monkeypatch, tmp_path):
     monkeypatch.setattr(assets, "DEFAULT_CHECKPOINT", tmp_path / "vic_edge.pt")
     with pytest.raises(UserError, match="bundled default model is missing"):
         assets.default_checkpoint()
+
+
+# README "The bundled models": (correct, n) of the validation and held-out test splits as each asset was measured
+# when it was made (default_model), and the parameter counts.
+BUNDLED_FIGURES = {
+    "vic_edge": {"val": (828, 840), "test": (383, 420), "params": 272_423},
+    "sevnet_edge": {"val": (415, 420), "test": (394, 420), "params": 195_255},
+    "vic_edge_w8a4": {"val": (825, 840), "test": (377, 420)},
+    "sevnet_edge_w8a4": {"val": (832, 840), "test": (390, 420)},
+}
+
+
+@pytest.mark.parametrize("name", list(BUNDLED_FIGURES))
+def test_bundled_assets_carry_the_readme_figures(name):
+    """The README's top-1 (val: selection; test: held-out footage) and 95% intervals are the assets' own records."""
+    from vidconv_edge.assets import ASSETS
+    from vidconv_edge.train.metrics import accuracy_entry, format_accuracy
+
+    ckpt = load_checkpoint(ASSETS / f"{name}.pt")
+    want = BUNDLED_FIGURES[name]
+    for split in ("val", "test"):
+        got = ckpt["report"][split]["normal"]
+        assert (round(got["top1"] * got["num_samples"]), got["num_samples"]) == want[split]
+    if "params" in want:
+        assert sum(v.numel() for v in model_from_checkpoint(ckpt)[0].parameters()) == want["params"]
+    held = format_accuracy(accuracy_entry(ckpt["report"]["test"]["normal"]["top1"], 420))
+    assert held in (Path(__file__).resolve().parents[1] / "README.md").read_text(), held
 
 
 @pytest.fixture(scope="module")
