@@ -358,7 +358,8 @@ def test_qdq_of_a_full_float_model_quantizes_every_conv(tmp_path):
     with torch.no_grad():
         ref = f(x).numpy()
     out = run_ort(tmp_path / "t.onnx", x.numpy())
-    assert np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.9
+    assert np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.999  # measured 0.9996 (seeded)
+    assert (out.argmax(1) == ref.argmax(1)).all()
 
 
 # -- SEVNet ----------------------------------------------------------------------------------------------
@@ -372,7 +373,8 @@ def test_quant_sevnet_edge_and_qonnx(tmp_path):
     x = _clips(f, 2, seed=9)
     with torch.no_grad():
         out, ref = q(x), f(_normalised(f, x))
-    assert ((out - ref).norm() / ref.norm()).item() < 0.15
+    assert ((out - ref).norm() / ref.norm()).item() < 0.02  # measured 0.011 (seeded)
+    assert torch.equal(out.argmax(1), ref.argmax(1))
     export_qonnx(q, tmp_path / "s.onnx")
     got = run_qonnx(tmp_path / "s.onnx", x.numpy())
     assert np.abs(got - out.numpy()).max() <= output_step(q) * 1.001

@@ -141,7 +141,7 @@ def build_fpga_max_fps(source: str | os.PathLike | None, board: str, out_dir: st
     log(f"fps search: building the best design completely (target {target:g} fps)")
     report = build_fpga(state["source"], board, out, target_fps=target, log=log, **{**options, "test": None})
     report["fps_search"] = result.to_dict()
-    if state["quantization"] and not report.get("quantization"):
-        report["quantization"] = state["quantization"]
+    if state["quantization"]:  # the first design's: how the model was quantized, its held-out top-1 (--test)
+        report["quantization"] = {**(report.get("quantization") or {}), **state["quantization"]}
     write_report(report, out / "report.json")
     return report
