@@ -12,7 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))  # tests/timm_compat.py and friends
 
 # Set by pytest itself; by libraries once, at their first import (LD_LIBRARY_PATH: cv2; TORCHINDUCTOR_CACHE_DIR:
-# brevitas; KMP_*: finn.builder); by a build on purpose, for FINN's process-wide settings (hw/finn_env.py).
+# brevitas; KMP_*: scikit-learn, scikit-video); by a build on purpose, for FINN's process-wide settings (hw/finn_env.py).
 ENV_ALLOWED = {
     "PYTEST_CURRENT_TEST",
     "LD_LIBRARY_PATH",
