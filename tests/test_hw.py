@@ -971,3 +971,16 @@ def test_default_build_of_the_bundled_model_meets_the_acceptance(tmp_path):
     assert (q["heldout"]["correct"], q["heldout"]["n"]) == (377, 420)  # README: 89.8% (377/420, 95% CI 86.5-92.3%)
     assert not (tmp_path / "b" / "quant").exists()  # nothing quantized again
     assert (tmp_path / "b" / "deploy" / "manifest.json").is_file()
+
+
+def test_bundled_quantized_form_reports_its_held_out_top1_with_interval():
+    """build-fpga's ``quantization.heldout`` of the bundled W8A4 form: the stored held-out count, n and interval."""
+    from vidconv_edge.assets import ASSETS
+    from vidconv_edge.checkpoint import load_checkpoint
+    from vidconv_edge.hw.source import bundled_info
+    from vidconv_edge.quant.bits import parse_mix
+    from vidconv_edge.train.metrics import format_accuracy
+
+    info = bundled_info(load_checkpoint(ASSETS / "sevnet_edge_w8a4.pt"), ASSETS / "sevnet_edge_w8a4.pt", parse_mix("W8A4"))
+    assert format_accuracy(info["heldout"]) == "92.9% (390/420, 95% CI 90.0-95.0%)"
+    assert info["val_videos"] == 840 and "heldout_top1" not in info
