@@ -132,7 +132,7 @@ def _eval(args: argparse.Namespace) -> int:
         from vidconv_edge.train.heldout import heldout_top1
 
         result["heldout"] = heldout_top1(model, ckpt, args.test, [(dataset.items, "this evaluation")],
-                                         args.batch_size, not args.quiet)  # fmt: skip
+                                         args.batch_size, not args.quiet, args.device)  # fmt: skip
     if args.out:
         out = Path(args.out)
         with atomic_path(out / "metrics.json") as tmp:

@@ -40,7 +40,8 @@ def require_disjoint(test_items: Iterable[tuple[str, object]], used_items: Itera
                         "give a test set that took no part in it")  # fmt: skip
 
 
-def heldout_top1(model, ckpt: dict, test: str | os.PathLike, used=(), batch_size: int = 8, progress: bool = False) -> dict:
+def heldout_top1(model, ckpt: dict, test: str | os.PathLike, used=(), batch_size: int = 8, progress: bool = False,
+                 device: str | None = "cpu") -> dict:  # fmt: skip
     """top-1 of ``model`` on the held-out set ``test``, with n, count correct, 95% interval and the list evaluated.
 
     ``used``: (items, what) pairs of clips that took part in training, selection or calibration; none may be in
@@ -53,5 +54,5 @@ def heldout_top1(model, ckpt: dict, test: str | os.PathLike, used=(), batch_size
     dataset = eval_dataset(root, ckpt, listed)
     for items, use in used:
         require_disjoint(dataset.items, items, use)
-    result = evaluate(model, dataset, views=dataset.views, batch_size=batch_size, device="cpu", progress=progress)
+    result = evaluate(model, dataset, views=dataset.views, batch_size=batch_size, device=device, progress=progress)
     return {**accuracy_entry(result["top1"], result["num_samples"]), "list": str(listed)}
