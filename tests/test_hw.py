@@ -638,8 +638,7 @@ def test_build_fpga_w8a8_bit_exact_deploy_bundle_and_later_part_from_qonnx(w8a8_
     for name, part in report["parts"].items():
         v = part["io"]["verification"]
         assert v["bit_exact"] and v["samples"] == 3 and "float64" in v["reference"], name
-        print("F32DIFF", name, v["float32_reference_differs"])
-        assert isinstance(v["float32_reference_differs"], int)
+        assert v["float32_reference_differs"] == 0, name  # measured: qonnx's float32 run has no tie on these clips
     # --part both (default) is ONE design: both pipelines in one FINN build, one bitfile, a two-stream driver
     assert report["design"] == "merged" and report["merged"]["verified"]
     assert [s["step"] for s in report["merged"]["steps"]][:2] == ["step_create_dataflow_partition",
