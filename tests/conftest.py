@@ -63,10 +63,15 @@ def _leaves_no_trace():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _cache_in_tmp(tmp_path_factory):
-    """The ONNX cache of the stream backends in a temporary folder, never the user's ~/.cache."""
+def _caches_in_tmp(tmp_path_factory):
+    """The ONNX cache of the stream backends and FINN's scratch folder (before any build sets its own) in this
+    session's temporary folder, never the user's ~/.cache or a shared /tmp folder."""
+    finn = tmp_path_factory.mktemp("finn")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VIDCONV_EDGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setenv("FINN_BUILD_DIR", str(finn / "finn_tmp"))
+        mp.setenv("FINN_SETTINGS", str(finn / "finn_settings.yaml"))
+        (finn / "finn_tmp").mkdir()
         yield
 
 
