@@ -555,21 +555,33 @@ BUNDLED_FIGURES = {
 }
 
 
+def _pct(report: dict, key: str) -> str:
+    """A stored frame-order figure as the README prints it: ``13.1%``."""
+    value = report[key]["top1"] if isinstance(report[key], dict) else report[key]
+    return f"{100 * value:.1f}%"
+
+
 @pytest.mark.parametrize("name", list(BUNDLED_FIGURES))
 def test_bundled_assets_carry_the_readme_figures(name):
-    """The README's top-1 (val: selection; test: held-out footage) and 95% intervals are the assets' own records."""
+    """The README's top-1 (val: selection; test: held-out footage), 95% intervals and frame-order figures are the
+    assets' own records."""
     from vidconv_edge.assets import ASSETS
     from vidconv_edge.train.metrics import accuracy_entry, format_accuracy
 
     ckpt = load_checkpoint(ASSETS / f"{name}.pt")
-    want = BUNDLED_FIGURES[name]
+    want, report = BUNDLED_FIGURES[name], ckpt["report"]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for split in ("val", "test"):
-        got = ckpt["report"][split]["normal"]
+        got = report[split]["normal"]
         assert (round(got["top1"] * got["num_samples"]), got["num_samples"]) == want[split]
-    if "params" in want:
-        assert sum(v.numel() for v in model_from_checkpoint(ckpt)[0].parameters()) == want["params"]
-    held = format_accuracy(accuracy_entry(ckpt["report"]["test"]["normal"]["top1"], 420))
-    assert held in (Path(__file__).resolve().parents[1] / "README.md").read_text(), held
+    assert format_accuracy(accuracy_entry(report["test"]["normal"]["top1"], 420)) in readme
+    if name.endswith("_w8a4"):  # "The board precision" paragraph
+        assert f"reversed → pair {_pct(report['test'], 'reverse_to_pair')}" in readme
+        return
+    assert sum(v.numel() for v in model_from_checkpoint(ckpt)[0].parameters()) == want["params"]
+    for split in ("val", "test"):  # the frame-order table: reversed, shuffled, reversed -> pair
+        row = f"| {_pct(report[split], 'reverse')} | {_pct(report[split], 'shuffle')} | {_pct(report[split], 'reverse_to_pair')} |"
+        assert row in readme, (split, row)
 
 
 @pytest.fixture(scope="module")
