@@ -546,10 +546,10 @@ def test_default_checkpoint_missing_is_a_user_error(monkeypatch, tmp_path):
 
 
 # README "The bundled models": (correct, n) of the validation and held-out test splits as each asset was measured
-# when it was made (default_model), and the parameter counts.
+# when it was made (default_model), the parameter counts, training minutes and best epoch.
 BUNDLED_FIGURES = {
-    "vic_edge": {"val": (828, 840), "test": (383, 420), "params": 272_423},
-    "sevnet_edge": {"val": (415, 420), "test": (394, 420), "params": 195_255},
+    "vic_edge": {"val": (828, 840), "test": (383, 420), "params": 272_423, "minutes": 94.2, "best_epoch": 9},
+    "sevnet_edge": {"val": (415, 420), "test": (394, 420), "params": 195_255, "minutes": 21.9, "best_epoch": 14},
     "vic_edge_w8a4": {"val": (825, 840), "test": (377, 420)},
     "sevnet_edge_w8a4": {"val": (832, 840), "test": (390, 420)},
 }
@@ -579,6 +579,7 @@ def test_bundled_assets_carry_the_readme_figures(name):
         assert f"reversed → pair {_pct(report['test'], 'reverse_to_pair')}" in readme
         return
     assert sum(v.numel() for v in model_from_checkpoint(ckpt)[0].parameters()) == want["params"]
+    assert (round(report["train_time_s"] / 60, 1), report["best_epoch"]) == (want["minutes"], want["best_epoch"])
     for split in ("val", "test"):  # the frame-order table: reversed, shuffled, reversed -> pair
         row = f"| {_pct(report[split], 'reverse')} | {_pct(report[split], 'shuffle')} | {_pct(report[split], 'reverse_to_pair')} |"
         assert row in readme, (split, row)
