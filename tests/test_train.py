@@ -267,9 +267,8 @@ def test_train_writes_checkpoints_metrics_and_curves(tmp_path):
         train(tiny_recipe(), None, out, "vic_edge", epochs=2, datasets=toy_data(), progress=False)
 
 
-def test_resume_continues_exactly(tmp_path):
+def test_resume_continues_exactly(tmp_path, one_thread):
     """2 epochs straight == 1 epoch, stop, resume, 1 epoch (dropout and drop path on, 2 accumulation steps)."""
-    torch.set_num_threads(1)
     recipe = tiny_recipe(model={"drop_path_rate": 0.2, "drop_rate": 0.3})
     train(recipe, None, tmp_path / "a", "vic_edge", epochs=2, datasets=toy_data(20), progress=False)
     first = train(recipe, None, tmp_path / "b", "vic_edge", epochs=2, stop_after=1, datasets=toy_data(20), progress=False)
@@ -304,9 +303,8 @@ def test_early_stopping(tmp_path):
     assert result["stopped_early"] and result["epochs_done"] == 3 and result["best_epoch"] == 1
 
 
-def test_gradient_accumulation_equals_one_big_batch(tmp_path):
+def test_gradient_accumulation_equals_one_big_batch(tmp_path, one_thread):
     """Batch 8 as 2 accumulated steps of 4 == 1 step of 8 (LayerNorm model: no batch statistics)."""
-    torch.set_num_threads(1)
     model = {"dims": [8, 16, 32, 64], "depths": [1, 1, 1, 1], "img_size": 32, "neck_dim": 16, "drop_path_rate": 0.0}
     data = (MovingSquares(8), MovingSquares(4, seed=1), list(CLASSES))
     runs = {}
@@ -379,6 +377,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, results: str) -> Non
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow  # spawns two training processes
 def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     out, results = tmp_path / "run", tmp_path / "results"
     results.mkdir()
@@ -458,9 +457,44 @@ def test_cli_train_eval_predict_on_videos(trained_run, synth, capsys, tmp_path):
     assert code == 0 and len(out.strip().splitlines()) == 2
 
 
-def test_cli_train_resume_on_videos_equals_a_straight_run(synth, tiny_config, tmp_path, capsys):
+def test_wilson_interval_against_hand_computed_values():
+    from vidconv_edge.train.metrics import accuracy_entry, format_accuracy, wilson_interval
+
+    z2 = 1.959963984540054**2
+    assert wilson_interval(0, 10) == (0.0, pytest.approx(z2 / (10 + z2)))  # closed form at p = 0
+    assert wilson_interval(5, 10) == pytest.approx((0.236593, 0.763407), abs=1e-6)  # symmetric at p = 1/2
+    assert wilson_interval(383, 420) == pytest.approx((0.880931, 0.935412), abs=1e-6)  # vic_edge held-out, 91.2%
+    assert format_accuracy(accuracy_entry(383 / 420, 420)) == "91.2% (383/420, 95% CI 88.1-93.5%)"
+    with pytest.raises(ValueError):
+        wilson_interval(3, 0)
+
+
+def test_cli_eval_held_out_set_apart_from_validation(trained_run, synth, tmp_path, capsys):
+    """eval --test: the held-out list's top-1 with n and interval, as `eval --list` of it gives; the validation
+    figures unchanged; a test list sharing clips with the evaluated split is refused."""
+    from vidconv_edge.train.metrics import wilson_interval
+
+    test = synth / "train.txt"  # clips the validation split never holds (the run trained on them: only a test of the plumbing)
+    code, out, _ = run(capsys, "eval", trained_run / "best.pt", "--data", synth, "--test", test, "--json")
+    assert code == 0
+    result = json.loads(out)
+    code, out, _ = run(capsys, "eval", trained_run / "best.pt", "--data", synth, "--list", test, "--json")
+    alone = json.loads(out)
+    h = result["heldout"]
+    assert (h["n"], h["top1"], h["list"]) == (alone["num_samples"], alone["top1"], str(test))
+    assert h["ci95"] == list(wilson_interval(h["correct"], h["n"])) and h["correct"] == round(h["top1"] * h["n"])
+    assert result["num_samples"] == len((synth / "val.txt").read_text().splitlines()) != h["n"]
+    assert result["top1_ci95"] == list(wilson_interval(round(result["top1"] * result["num_samples"]), result["num_samples"]))
+    code, out, _ = run(capsys, "eval", trained_run / "best.pt", "--data", synth, "--test", test)
+    assert code == 0 and "held-out test top1" in out and f"/{h['n']}, 95% CI" in out
+    code, _, err = run(capsys, "eval", trained_run / "best.pt", "--data", synth, "--test", synth / "val.txt")
+    assert code == 2 and "were used for this evaluation" in err
+    code, _, err = run(capsys, "eval", trained_run / "best.pt", "--data", synth, "--test", tmp_path)
+    assert code == 2 and "no test.txt" in err
+
+
+def test_cli_train_resume_on_videos_equals_a_straight_run(synth, tiny_config, tmp_path, capsys, one_thread):
     """The real data pipeline (random strides, crops, flips) resumes exactly too."""
-    torch.set_num_threads(1)
     args = ["train", "--model", "vic_edge", "--data", synth, "--config", tiny_config, "--epochs", "2", "--workers", "0"]
     assert run(capsys, *args, "--out", tmp_path / "straight")[0] == 0
     assert run(capsys, *args, "--out", tmp_path / "r", "--stop-after", "1")[0] == 0
@@ -510,6 +544,46 @@ def test_default_checkpoint_missing_is_a_user_error(monkeypatch, tmp_path):
     monkeypatch.setattr(assets, "DEFAULT_CHECKPOINT", tmp_path / "vic_edge.pt")
     with pytest.raises(UserError, match="bundled default model is missing"):
         assets.default_checkpoint()
+
+
+# README "The bundled models": (correct, n) of the validation and held-out test splits as each asset was measured
+# when it was made (default_model), the parameter counts, training minutes and best epoch.
+BUNDLED_FIGURES = {
+    "vic_edge": {"val": (828, 840), "test": (383, 420), "params": 272_423, "minutes": 94.2, "best_epoch": 9},
+    "sevnet_edge": {"val": (415, 420), "test": (394, 420), "params": 195_255, "minutes": 21.9, "best_epoch": 14},
+    "vic_edge_w8a4": {"val": (825, 840), "test": (377, 420)},
+    "sevnet_edge_w8a4": {"val": (832, 840), "test": (390, 420)},
+}
+
+
+def _pct(report: dict, key: str) -> str:
+    """A stored frame-order figure as the README prints it: ``13.1%``."""
+    value = report[key]["top1"] if isinstance(report[key], dict) else report[key]
+    return f"{100 * value:.1f}%"
+
+
+@pytest.mark.parametrize("name", list(BUNDLED_FIGURES))
+def test_bundled_assets_carry_the_readme_figures(name):
+    """The README's top-1 (val: selection; test: held-out footage), 95% intervals and frame-order figures are the
+    assets' own records."""
+    from vidconv_edge.assets import ASSETS
+    from vidconv_edge.train.metrics import accuracy_entry, format_accuracy
+
+    ckpt = load_checkpoint(ASSETS / f"{name}.pt")
+    want, report = BUNDLED_FIGURES[name], ckpt["report"]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for split in ("val", "test"):
+        got = report[split]["normal"]
+        assert (round(got["top1"] * got["num_samples"]), got["num_samples"]) == want[split]
+    assert format_accuracy(accuracy_entry(report["test"]["normal"]["top1"], 420)) in readme
+    if name.endswith("_w8a4"):  # "The board precision" paragraph
+        assert f"reversed → pair {_pct(report['test'], 'reverse_to_pair')}" in readme
+        return
+    assert sum(v.numel() for v in model_from_checkpoint(ckpt)[0].parameters()) == want["params"]
+    assert (round(report["train_time_s"] / 60, 1), report["best_epoch"]) == (want["minutes"], want["best_epoch"])
+    for split in ("val", "test"):  # the frame-order table: reversed, shuffled, reversed -> pair
+        row = f"| {_pct(report[split], 'reverse')} | {_pct(report[split], 'shuffle')} | {_pct(report[split], 'reverse_to_pair')} |"
+        assert row in readme, (split, row)
 
 
 @pytest.fixture(scope="module")

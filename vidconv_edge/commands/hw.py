@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--data", help="dataset folder to quantize a float checkpoint on (calibration + val top-1); default: a "
         "synthetic set of the checkpoint's classes written to OUT/data",
     )  # fmt: skip
+    p.add_argument("--test", metavar="DIR",
+                   help="held-out test set (a folder with test.txt, or a list file) never used for calibration or "
+                   "selection: the quantized model's top-1 on it with n and a 95%% interval")  # fmt: skip
     p.add_argument("--qat-epochs", type=int, default=0, help="QAT epochs after the calibration (default 0: PTQ only)")
     p.add_argument("--precision", help="quantize a float model at this precision, e.g. W8A8 (default: the board's)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
@@ -94,6 +97,7 @@ def _build(args: argparse.Namespace) -> int:
     options = dict(
         clock_ns=args.clock_ns, part=args.part, until=args.until, verify_samples=args.verify_samples, video=args.video,
         strict_verify=args.strict_verify, data=args.data, qat_epochs=args.qat_epochs, precision=args.precision,
+        test=args.test,
     )  # fmt: skip
     log = lambda msg: None if args.quiet else console.print(f"[dim]{escape(msg)}[/dim]")  # noqa: E731
     if args.target_fps == "max":

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mixes", nargs="*", metavar="MIX",
                    help="quantize at each bit-width mix (W8A4, or W8A8/W8A4 for early/later; default: "
                    f"{' '.join(DEFAULT_MIXES)}) into --out/MIX and print their val top-1 side by side")  # fmt: skip
+    p.add_argument("--test", metavar="DIR",
+                   help="held-out test set (a folder with test.txt, or a list file) disjoint from --data: float and "
+                   "quantized top-1 on it with n and a 95%% interval")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars / progress lines")
     p.add_argument("--json", action="store_true", help="print the summary (--mixes: the table) as one JSON object")
@@ -50,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     s = quantize(
         args.checkpoint, args.data, args.out, epochs=args.epochs, calib_batches=args.calib_batches, bits=bits,
         batch_size=args.batch_size, bias_correction=args.bias_correction, report=args.report, lr=args.lr,
-        resume=args.resume, seed=args.seed, progress=not args.quiet,
+        resume=args.resume, seed=args.seed, progress=not args.quiet, test=args.test,
     )  # fmt: skip
     check = _verify(args, s) if args.verify else None
     if args.json:
@@ -59,6 +62,12 @@ def _run(args: argparse.Namespace) -> int:
     console = Console()
     console.print(f"{s['model']} {s['bits']['label']}: val top-1 float {s['float_top1']:.4f}, calibrated {s['ptq_top1']:.4f}"
                   + (f", QAT {s['qat_top1']:.4f}" if "qat_top1" in s else "") + f"  ({s['val_videos']} videos)")  # fmt: skip
+    if "heldout" in s:
+        from vidconv_edge.train.metrics import format_accuracy
+
+        h = s["heldout"]
+        console.print(f"held-out test top-1 ({h['quant']['list']}): float {format_accuracy(h['float'])}, "
+                      f"{s['bits']['label']} {format_accuracy(h['quant'])}")  # fmt: skip
     kept = " (the calibrated model: QAT did not beat it on val)" if "qat_top1" in s and s["final"] == "calibrated" else ""
     console.print(f"quantized checkpoint: {s['files']['quantized']}{kept}")
     if args.report:
@@ -77,7 +86,7 @@ def _mixes(args: argparse.Namespace) -> int:
 
     single = {"--bits": args.bits != 8, "--weight-bits": args.weight_bits, "--act-bits": args.act_bits,
               "--early-bits": args.early_bits, "--later-bits": args.later_bits, "--report": args.report,
-              "--verify": args.verify, "--resume": args.resume}  # fmt: skip
+              "--verify": args.verify, "--resume": args.resume, "--test": args.test}  # fmt: skip
     given = [k for k, v in single.items() if v]
     if given:
         raise UserError(f"{', '.join(given)} apply to one quantization, not to --mixes")

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(FINN's python execution of the HW graph; default: by the file)")  # fmt: skip
     p.add_argument("--data", required=True, metavar="DIR", help="data root")
     p.add_argument("--list", metavar="F", help="list of the videos to evaluate (default: the validation split of DIR)")
+    p.add_argument("--test", metavar="DIR",
+                   help="also the held-out test set (a folder with test.txt, or a list file): its top-1 with n and a "
+                   "95%% interval, reported apart from the validation figures")  # fmt: skip
     p.add_argument("--views", metavar="CxS", help="clips x crops per video, e.g. 4x1, 1x3, 10x3 (default: the recipe's)")
     p.add_argument("--order", choices=("normal", "reverse", "shuffle"), default="normal", help="frame order test (paper Table 10)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B")
@@ -113,7 +116,7 @@ def _eval(args: argparse.Namespace) -> int:
     from vidconv_edge.io import atomic_path
     from vidconv_edge.train.eval_data import eval_dataset, parse_views
     from vidconv_edge.train.evaluate import evaluate
-    from vidconv_edge.train.metrics import plot_confusion
+    from vidconv_edge.train.metrics import accuracy_entry, plot_confusion
 
     model, ckpt = load_eval_model(_checkpoint(args.checkpoint), args.backend)
     views = parse_views(args.views) if args.views else None
@@ -124,6 +127,13 @@ def _eval(args: argparse.Namespace) -> int:
         workers=args.workers, device=args.device, progress=not args.quiet,
     )  # fmt: skip
     result = {"model": ckpt["model"], "checkpoint": str(_checkpoint(args.checkpoint)), **_kind(model, ckpt), **result}
+    if result["confusion"] is not None:  # single-label: the evaluated set's top-1 with its 95% interval
+        result["top1_ci95"] = accuracy_entry(result["top1"], result["num_samples"])["ci95"]
+    if args.test:
+        from vidconv_edge.train.heldout import heldout_top1
+
+        result["heldout"] = heldout_top1(model, ckpt, args.test, [(dataset.items, "this evaluation")],
+                                         args.batch_size, not args.quiet, args.device)  # fmt: skip
     if args.out:
         out = Path(args.out)
         with atomic_path(out / "metrics.json") as tmp:
@@ -167,7 +177,14 @@ def _print_eval(result: dict, class_names: list[str]) -> None:
     for key in ("top1", "top5", "mean_class_acc", "mAP"):
         if key in result:
             table.add_row(key, f"{100 * result[key]:.2f}%")
+    if "top1_ci95" in result:
+        lo, hi = result["top1_ci95"]
+        table.add_row("top1 95% interval", f"{100 * lo:.1f}-{100 * hi:.1f}%")
     table.add_row("loss", f"{result['loss']:.4f}")
+    if "heldout" in result:
+        from vidconv_edge.train.metrics import format_accuracy
+
+        table.add_row("held-out test top1", format_accuracy(result["heldout"]))
     console = Console()
     print_table(table, console)
     if result["confusion"] is not None and len(class_names) <= 20:

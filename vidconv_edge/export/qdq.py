@@ -145,7 +145,8 @@ def run_ort(path: str | os.PathLike, x: np.ndarray, optimize: bool = True) -> np
     """Run an ONNX file (batch 1) on each item of ``x`` with ORT on CPU; first output, stacked.
 
     With ``optimize`` ORT fuses DQ -> op -> Q into int8 kernels (QLinearConv, ...), which quantize a float bias
-    to int32 (exact for a Brevitas export: its biases are int32 already); float rounding aside, the same numbers.
+    to int32 (exact for a Brevitas export: its biases are int32 already) but requantize with their own fixed-point
+    rounding: a few output steps from the graph as written (README "8-bit", benchmarks/qdq_bound.py).
     """
     sess = ort_session(path, optimize=optimize)
     name = sess.get_inputs()[0].name

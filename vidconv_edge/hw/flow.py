@@ -258,6 +258,7 @@ def build_fpga(
     data: str | os.PathLike | None = None,
     qat_epochs: int = 0,
     precision: str | None = None,
+    test: str | os.PathLike | None = None,
     log=print,
 ) -> dict:
     """Build ``source`` for ``board`` into ``out_dir``; returns the report (also ``out_dir/report.json``) and
@@ -267,7 +268,8 @@ def build_fpga(
     one (None: the bundled vic_edge), quantized at ``precision`` (default: the board's) on ``data`` (default: a
     generated synthetic set) with ``qat_epochs`` of QAT; or a part's QONNX file. ``part``: ``early``, ``later``,
     ``both`` (one design holding both pipelines, built in ``out_dir/merged``), ``both-separate`` (two
-    accelerators) or ``clip`` (a SEVNet's one accelerator, also built for ``both``).
+    accelerators) or ``clip`` (a SEVNet's one accelerator, also built for ``both``). ``test``: a held-out set
+    (``vidconv_edge.train.heldout``): the quantized model's top-1 on it goes into ``quantization.heldout``.
 
     Raises ToolMissing after writing the report when ``until`` asked for a step whose Xilinx tool is absent,
     VerificationFailed when the HW graph is not bit-exact (``strict_verify=False``: reported as ``verified: false``),
@@ -293,7 +295,7 @@ def build_fpga(
     apply_finn_environment(out)
     t0 = time.perf_counter()
     log(f"preparing the model (--part {part}): QONNX export and reference outputs on a video clip")
-    src = prepare_source(source, b, out, part, verify_samples, video, data, qat_epochs, log, precision)
+    src = prepare_source(source, b, out, part, verify_samples, video, data, qat_epochs, log, precision, test)
     if CLIP in src.parts:  # a whole-clip model: one accelerator, nothing to merge
         part = CLIP
     report: dict = {

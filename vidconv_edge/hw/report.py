@@ -212,13 +212,15 @@ def print_report(report: dict, console=None) -> None:
         if report.get("design") == "merged":
             console.print("  design: both parts in one FINN build (two pipelines, one bitstream): build folder merged/")
     q = report.get("quantization")
-    if q:
+    if q and "float_top1" in q:
         after = f"PTQ {q['ptq_top1']:.3f}" + (f", QAT {q['qat_top1']:.3f}" if "qat_top1" in q else "")
         console.print(f"val top-1 on {q['val_videos']} videos ({q['data']}): float {q['float_top1']:.3f}, "
                       f"{q['bits']} {after}; kept {q.get('final', 'calibrated')}: {0.0 - 100 * q['top1_drop']:+.1f} points")  # fmt: skip
-        if q.get("heldout_top1") is not None:
-            console.print(f"held-out top-1 ({q['heldout_clips']} clips of footage never used in training or selection): "
-                          f"{q['bits']} {q['heldout_top1']:.3f}")  # fmt: skip
+    if q and q.get("heldout"):
+        from vidconv_edge.train.metrics import format_accuracy
+
+        console.print(f"held-out test top-1 ({q['heldout']['list']}: clips never used in training, selection or "
+                      f"calibration): {report['bits']} {format_accuracy(q['heldout'])}")  # fmt: skip
     if report.get("stopped"):
         console.print(f"[yellow]{report['stopped']}[/yellow]")
 

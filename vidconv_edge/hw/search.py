@@ -125,8 +125,8 @@ def build_fpga_max_fps(source: str | os.PathLike | None, board: str, out_dir: st
             shutil.rmtree(folder)
         log(f"fps search: building to the estimates at target {target:g} fps")
         opts = {**options, "until": ESTIMATES, "verify_samples": 1}
-        if state["quantization"] is not None:  # quantized once, by the first design
-            opts.update(data=None, qat_epochs=0, precision=None)
+        if state["quantization"] is not None:  # quantized (and held-out tested) once, by the first design
+            opts.update(data=None, qat_epochs=0, precision=None, test=None)
         report = build_fpga(state["source"], board, folder, target_fps=target, log=lambda _m: None, **opts)
         if state["quantization"] is None and (folder / "quant" / FINAL).is_file():
             state["source"] = folder / "quant" / FINAL
@@ -139,9 +139,9 @@ def build_fpga_max_fps(source: str | os.PathLike | None, board: str, out_dir: st
     result = search(build, max_trials=max_trials)
     target = result.best.target_fps if result.best else result.trials[-1].target_fps
     log(f"fps search: building the best design completely (target {target:g} fps)")
-    report = build_fpga(state["source"], board, out, target_fps=target, log=log, **options)
+    report = build_fpga(state["source"], board, out, target_fps=target, log=log, **{**options, "test": None})
     report["fps_search"] = result.to_dict()
-    if state["quantization"] and not report.get("quantization"):
-        report["quantization"] = state["quantization"]
+    if state["quantization"]:  # the first design's: how the model was quantized, its held-out top-1 (--test)
+        report["quantization"] = {**(report.get("quantization") or {}), **state["quantization"]}
     write_report(report, out / "report.json")
     return report

@@ -143,11 +143,33 @@ def load_quant_model(source: str | os.PathLike | None, bits, out_dir: Path, data
 
 def bundled_info(qckpt: dict, path: Path, bits) -> dict:
     """The report's ``quantization`` entry for a bundled QAT model: its validation numbers and held-out top-1."""
+    from vidconv_edge.train.metrics import accuracy_entry
+
     made = qckpt.get("report") or {}
     test = (made.get("test") or {}).get("normal") or {}
-    return {**(made.get("qat") or {}), "bits": bits.label(), "qat_epochs": made.get("epochs"), "checkpoint": path.name,
-            "data": "the bundled training set (python -m vidconv_edge.apps.default_model --qat)",
-            "heldout_top1": test.get("top1"), "heldout_clips": test.get("num_samples")}  # fmt: skip
+    info = {**(made.get("qat") or {}), "bits": bits.label(), "qat_epochs": made.get("epochs"), "checkpoint": path.name,
+            "data": "the bundled training set (python -m vidconv_edge.apps.default_model --qat)"}  # fmt: skip
+    if test.get("num_samples"):
+        info["heldout"] = {**accuracy_entry(test["top1"], test["num_samples"]),
+                           "list": "the held-out footage (builtin:test) of default_model, as measured when it was made"}  # fmt: skip
+    return info
+
+
+def add_heldout(quantization: dict | None, qmodel, names: list[str], recipe: dict | None, test) -> dict:
+    """``quantization`` with ``heldout``: the quantized model's top-1 on the held-out set ``test`` (Brevitas in
+    torch), checked disjoint from the clips the build calibrated and selected on."""
+    from vidconv_edge.data.annotations import load_split
+    from vidconv_edge.train.heldout import heldout_top1
+
+    info = dict(quantization or {})
+    used = []
+    if info.get("data") and Path(info["data"]).is_dir():
+        train, val, _ = load_split(info["data"])
+        used = [(train + val, f"calibration or selection ({info['data']})")]
+    spec = qmodel.input_spec
+    meta = {"input_spec": {"frames": spec.frames, "size": spec.size}, "class_names": names, "recipe": recipe}
+    info["heldout"] = heldout_top1(qmodel, meta, test, used)
+    return info
 
 
 def _to_int(values: np.ndarray, scale: float, what: str) -> np.ndarray:
@@ -164,7 +186,7 @@ def _nhwc(x: np.ndarray) -> np.ndarray:
 
 def prepare_source(
     source: str | os.PathLike | None, board, out_dir: Path, part: str, samples: int, video=None, data=None,
-    qat_epochs: int = 0, log=print, precision: str | None = None,
+    qat_epochs: int = 0, log=print, precision: str | None = None, test=None,
 ) -> BuildSource:
     """QONNX file(s) for ``part`` and their verification samples, under ``out_dir/qonnx``. A float model is
     quantized at ``precision`` (e.g. ``W8A8``), by default the board's."""
@@ -176,10 +198,15 @@ def prepare_source(
     w, a = parse_part(precision) if precision else (board.weight_bits, board.act_bits)
     bits = make_bits(w, act_bits=a)
     if source is not None and Path(source).suffix == ".onnx":
+        if test is not None:
+            raise UserError("--test evaluates a checkpoint's quantized model: give the checkpoint, not a QONNX part")
         return _from_qonnx(Path(source), wanted, samples, video, read_qonnx_metadata)
     if source is not None and not Path(source).exists():
         raise UserError(f"model not found: {source}")
     qmodel, origin, names, quantization, recipe = load_quant_model(source, bits, out_dir, data, qat_epochs, log)
+    if test is not None:
+        log(f"held-out top-1 on {test}")
+        quantization = add_heldout(quantization, qmodel, names, recipe, test)
     if precision and qmodel.bits.label() != bits.label():
         raise UserError(f"--precision {precision}: the quantized checkpoint is {qmodel.bits.label()}")
     if not getattr(qmodel, "supports_streaming", False):

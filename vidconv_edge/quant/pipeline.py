@@ -67,11 +67,14 @@ def quantize(
     seed: int = 0,
     progress: bool = True,
     float_top1: float | None = None,
+    test: str | os.PathLike | None = None,
 ) -> dict:
     """Calibrate (PTQ) the float model of ``checkpoint`` on ``data_dir``, then fine-tune (QAT) ``epochs`` epochs.
 
     Returns a summary: bit widths, float / calibrated / QAT val top-1, files written, worst layers.
     ``float_top1``: the float model's val top-1 if already known (else it is measured).
+    ``test``: a held-out set (``vidconv_edge.train.heldout``) disjoint from ``data_dir``'s clips: ``heldout`` gets
+    the float and the kept quantized model's top-1 on it, with n and 95% intervals.
     """
     if calib_batches < 1:
         raise UserError(f"calib-batches must be >= 1, got {calib_batches}")
@@ -128,6 +131,8 @@ def quantize(
     summary["final"] = "qat" if final.name == "best.pt" else "calibrated"
     summary["quant_top1"] = summary["qat_top1"] if summary["final"] == "qat" else summary["ptq_top1"]
     summary["top1_drop"] = summary["float_top1"] - summary["quant_top1"]
+    if test is not None:
+        summary["heldout"] = _heldout(float_model, qmodel, ckpt, test, (train_ds, val_ds), batch_size, progress)
     summary["files"] = {"quantized": str(out / FINAL), "calibrated": str(out / CALIBRATED)}
     if report:
         from vidconv_edge.data.transforms import normalize
@@ -144,6 +149,16 @@ def quantize(
     with atomic_path(out / SUMMARY) as tmp:
         tmp.write_text(json.dumps({k: v for k, v in summary.items() if k != "layers"}, indent=2))
     return summary
+
+
+def _heldout(float_model, qmodel, ckpt: dict, test, datasets, batch_size: int, progress: bool) -> dict:
+    """Float and quantized top-1 on the held-out set; none of its clips calibrated, trained or selected."""
+    from vidconv_edge.train.heldout import heldout_top1
+
+    train_ds, val_ds = datasets
+    used = [(train_ds.items, "calibration and QAT training"), (val_ds.items, "selection (validation)")]
+    return {name: heldout_top1(model, ckpt, test, used, batch_size, progress)
+            for name, model in (("float", float_model), ("quant", qmodel))}  # fmt: skip
 
 
 def _recipe_of(ckpt: dict):

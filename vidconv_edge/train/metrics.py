@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -37,6 +38,31 @@ def classification_metrics(scores: torch.Tensor, labels: torch.Tensor) -> dict:
         "confusion": confusion.tolist(),
         "num_samples": n,
     }
+
+
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of a proportion ``correct`` / ``n``."""
+    if n < 1 or not 0 <= correct <= n:
+        raise ValueError(f"need 0 <= correct <= n and n >= 1, got {correct} of {n}")
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy_entry(top1: float, n: int) -> dict:
+    """top-1 over ``n`` clips with its count correct and 95% Wilson interval (fractions)."""
+    correct = round(top1 * n)
+    return {"top1": top1, "n": n, "correct": correct, "ci95": list(wilson_interval(correct, n))}
+
+
+def format_accuracy(entry: dict) -> str:
+    """``91.2% (383/420, 95% CI 88.1-93.6%)``."""
+    lo, hi = entry["ci95"]
+    return f"{100 * entry['top1']:.1f}% ({entry['correct']}/{entry['n']}, 95% CI {100 * lo:.1f}-{100 * hi:.1f}%)"
 
 
 def multilabel_metrics(scores: torch.Tensor, targets: torch.Tensor) -> dict:
