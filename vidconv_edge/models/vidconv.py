@@ -190,35 +190,55 @@ class VidConv(VideoClassifier):
         self.num_classes = cfg.num_classes
         self.layout = tuple(cfg.layout)
         self.input_spec = InputSpec(cfg.frames, cfg.img_size, tuple(cfg.mean), tuple(cfg.std), self.layout)
-        dims, depths = cfg.dims, cfg.depths
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(depths)).tolist()
-        self.stem = nn.Sequential(nn.Conv2d(3, dims[0], 4, stride=4), make_norm(cfg.norm, dims[0]))
-        stages, k = [], 0
-        for i in range(4):
-            if i == 0:
-                down = nn.Identity()
-            else:
-                down = nn.Sequential(make_norm(cfg.norm, dims[i - 1]), nn.Conv2d(dims[i - 1], dims[i], 2, stride=2))
-            tile = (cfg.img_size // (4 * 2**i),) * 2
-            blocks = []
-            for _ in range(depths[i]):
-                temporal = None
-                if i >= cfg.stack_stage and cfg.block == "vidconv":
-                    temporal = TemporalBranch(dims[i], self.layout, tile, cfg.alpha_init, cfg.tile_mode)
-                blocks.append(VidConvBlock(dims[i], cfg, rates[k], temporal))
-                k += 1
-            stages.append(Stage(down, blocks))
-        self.stages = nn.ModuleList(stages)
-        last_tile = (cfg.img_size // 32,) * 2
+        rates = iter(torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist())
+        self.stem = self.make_stem()
+        self.stages = nn.ModuleList(
+            Stage(
+                nn.Identity() if i == 0 else self.make_downsample(i),
+                [self.make_block(i, next(rates)) for _ in range(depth)],
+            )
+            for i, depth in enumerate(cfg.depths)
+        )
         if cfg.neck_dim:
-            self.final_norm = make_norm(cfg.norm, dims[-1])
-            self.neck = Neck(dims[-1], cfg.neck_dim, self.layout, last_tile)
-            self.head = Head(cfg.neck_dim, cfg.num_classes, None, cfg.drop_rate)
+            self.final_norm = make_norm(cfg.norm, cfg.dims[-1])
+            self.neck = Neck(cfg.dims[-1], cfg.neck_dim, self.layout, self.tile(3))
         else:
             self.final_norm = None
             self.neck = None
-            self.head = Head(dims[-1], cfg.num_classes, make_norm(cfg.norm, dims[-1]), cfg.drop_rate)
+        self.head = self.make_head()
         self.apply(self._init_weights)
+
+    def tile(self, stage: int) -> tuple[int, int]:
+        """Size of one frame's map in stage ``stage`` (0..3): the dilation of its temporal convs."""
+        return (self.cfg.img_size // (4 * 2**stage),) * 2
+
+    def has_temporal(self, stage: int) -> bool:
+        """Whether the blocks of ``stage`` (0..3) have a temporal branch (they run on the collage)."""
+        return stage >= self.cfg.stack_stage and self.cfg.block == "vidconv"
+
+    # -- layer factories (a quantized subclass overrides them) -------------------------------------
+    def make_stem(self) -> nn.Module:
+        """4x4 stride-4 conv + norm."""
+        dim = self.cfg.dims[0]
+        return nn.Sequential(nn.Conv2d(3, dim, 4, stride=4), make_norm(self.cfg.norm, dim))
+
+    def make_downsample(self, stage: int) -> nn.Module:
+        """Norm + 2x2 stride-2 conv into ``stage`` (1..3)."""
+        cin, cout = self.cfg.dims[stage - 1], self.cfg.dims[stage]
+        return nn.Sequential(make_norm(self.cfg.norm, cin), nn.Conv2d(cin, cout, 2, stride=2))
+
+    def make_block(self, stage: int, drop_path: float) -> nn.Module:
+        cfg, dim = self.cfg, self.cfg.dims[stage]
+        temporal = None
+        if self.has_temporal(stage):
+            temporal = TemporalBranch(dim, self.layout, self.tile(stage), cfg.alpha_init, cfg.tile_mode)
+        return VidConvBlock(dim, cfg, drop_path, temporal)
+
+    def make_head(self) -> nn.Module:
+        cfg = self.cfg
+        if cfg.neck_dim:
+            return Head(cfg.neck_dim, cfg.num_classes, None, cfg.drop_rate)
+        return Head(cfg.dims[-1], cfg.num_classes, make_norm(cfg.norm, cfg.dims[-1]), cfg.drop_rate)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -257,8 +277,7 @@ class VidConv(VideoClassifier):
     def early_shape(self) -> tuple[int, int, int]:
         """(C, h', w') of one frame's early-net feature map."""
         s = self.cfg.stack_stage
-        side = self.cfg.img_size // (4 * 2 ** (s - 1))
-        return (self.cfg.dims[s - 1], side, side)
+        return (self.cfg.dims[s - 1], *self.tile(s - 1))
 
     def stage_parts(self) -> dict[str, list[str]]:
         parts: dict[str, list[str]] = {}
