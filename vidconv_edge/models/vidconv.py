@@ -109,9 +109,15 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int, act: str):
         super().__init__()
-        self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.act = make_act(act)
-        self.fc2 = nn.Conv2d(hidden, dim, 1)
+        self.fc1 = self.make_fc(dim, hidden)
+        self.act = self.make_act(act)
+        self.fc2 = self.make_fc(hidden, dim)
+
+    def make_fc(self, cin: int, cout: int) -> nn.Module:
+        return nn.Conv2d(cin, cout, 1)
+
+    def make_act(self, kind: str) -> nn.Module:
+        return make_act(kind)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -122,12 +128,21 @@ class VidConvBlock(nn.Module):
 
     def __init__(self, dim: int, cfg: VidConvConfig, drop_path: float, temporal: TemporalBranch | None):
         super().__init__()
-        self.conv_dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.conv_dw = self.make_conv(dim, dim, 7, padding=3, groups=dim)
         self.temporal = temporal
-        self.norm = make_norm(cfg.norm, dim)
-        self.mlp = Mlp(dim, cfg.mlp_ratio * dim, cfg.act)
+        self.norm = self.make_norm(cfg.norm, dim)
+        self.mlp = self.make_mlp(dim, cfg.mlp_ratio * dim, cfg.act)
         self.gamma = nn.Parameter(torch.full((dim,), cfg.ls_init)) if cfg.ls_init is not None else None
         self.drop_path = DropPath(drop_path)
+
+    def make_conv(self, cin: int, cout: int, kernel: int, **kwargs) -> nn.Module:
+        return nn.Conv2d(cin, cout, kernel, **kwargs)
+
+    def make_norm(self, kind: str, dim: int) -> nn.Module:
+        return make_norm(kind, dim)
+
+    def make_mlp(self, dim: int, hidden: int, act: str) -> nn.Module:
+        return Mlp(dim, hidden, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv_dw(x)

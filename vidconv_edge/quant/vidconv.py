@@ -16,7 +16,7 @@ import torch.nn as nn
 from brevitas.nn import QuantConv2d
 
 from vidconv_edge.errors import UserError
-from vidconv_edge.models.vidconv import VidConv, VidConvConfig
+from vidconv_edge.models.vidconv import Mlp, VidConv, VidConvBlock, VidConvConfig
 from vidconv_edge.quant.bits import PartBits, QuantBits
 from vidconv_edge.quant.layers import (
     OUTPUT_BITS,
@@ -63,29 +63,44 @@ class QTemporal(nn.Module):
         return self.tile(quant(self.conv(x)))
 
 
-class QMlp(nn.Module):
+class QMlp(Mlp):
+    """``fc2(q(fc1(q(x))))``: the float MLP with quantized pointwise convs and ReLU, and an input quantizer."""
+
     def __init__(self, dim: int, hidden: int, bits: PartBits):
-        super().__init__()
+        self.bits = bits  # read by the layer factories, which Mlp.__init__ calls
+        super().__init__(dim, hidden, "relu")
         self.in_quant = qact(bits.act, quant_tensor=True)
-        self.fc1 = qconv(dim, hidden, 1, bits.weight)
-        self.act = qrelu(bits.act, quant_tensor=True)
-        self.fc2 = qconv(hidden, dim, 1, bits.weight)
+
+    def make_fc(self, cin: int, cout: int) -> nn.Module:
+        return qconv(cin, cout, 1, self.bits.weight)
+
+    def make_act(self, kind: str) -> nn.Module:
+        return qrelu(self.bits.act, quant_tensor=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(self.in_quant(x))))
+        return super().forward(self.in_quant(x))
 
 
-class QBlock(nn.Module):
-    """``x + mlp(bn(q(S) + tile(q(T))))`` with ``add_quant`` shared by x and the branch output."""
+class QBlock(VidConvBlock):
+    """``x + mlp(bn(q(S) + tile(q(T))))`` with ``add_quant`` shared by x and the branch output (no layer scale,
+    no drop path)."""
 
     def __init__(self, dim: int, cfg: VidConvConfig, tile: tuple[int, int] | None, bits: PartBits):
-        super().__init__()
+        self.bits = bits  # read by the layer factories, which VidConvBlock.__init__ calls
+        temporal = QTemporal(dim, tuple(cfg.layout), tile, bits) if tile is not None else None
+        super().__init__(dim, cfg, 0.0, temporal)
         self.add_quant = qact(bits.act, quant_tensor=True)
-        self.conv_dw = qconv(dim, dim, 7, bits.weight, padding=3, groups=dim, return_quant_tensor=True)
-        self.temporal = QTemporal(dim, tuple(cfg.layout), tile, bits) if tile is not None else None
         self.mix_quant = qact(bits.act) if tile is not None else None
-        self.norm = AccBatchNorm2d(dim)
-        self.mlp = QMlp(dim, cfg.mlp_ratio * dim, bits)
+
+    def make_conv(self, cin: int, cout: int, kernel: int, **kwargs) -> nn.Module:
+        """Returns a ``QuantTensor``: the BN after it rounds its shift to the conv's accumulator grid."""
+        return qconv(cin, cout, kernel, self.bits.weight, return_quant_tensor=True, **kwargs)
+
+    def make_norm(self, kind: str, dim: int) -> nn.Module:
+        return AccBatchNorm2d(dim)
+
+    def make_mlp(self, dim: int, hidden: int, act: str) -> nn.Module:
+        return QMlp(dim, hidden, self.bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.add_quant(x)
