@@ -82,7 +82,7 @@ class QSEVDownsample(QSEVModule):
 
     def __init__(self, channels: int, cfg: SEVNetConfig, bits: PartBits):
         super().__init__(channels, cfg, bits, stride=2)
-        # avgpool 3x3/2, quant, 1x1 conv + BN + ReLU: the float Sequential (``0``, ``1``) and the conv's input quantizer
+        # avgpool 3x3/2, quant, 1x1 conv + BN + ReLU: the float Sequential (``0``, ``1``) and the conv's quantizer
         self.shortcut = nn.Sequential(
             OrderedDict(
                 [
