@@ -157,6 +157,12 @@ def test_full_models_have_no_brevitas_version():
         quantize_model(create_model("vic_tiny", img_size=32, dims=(8, 16, 32, 64), depths=(1, 1, 1, 1), neck_dim=0))
 
 
+def test_a_quantized_model_is_not_quantized_again(vic):
+    _, q = vic  # a VidConv subclass: it would load its own (already folded) weights as float ones
+    with pytest.raises(UserError, match="quantized already"):
+        quantize_model(q)
+
+
 # -- QONNX ---------------------------------------------------------------------------------------------
 def _quant_scales(model: onnx.ModelProto, tensor: str) -> np.ndarray | None:
     from onnx import numpy_helper

@@ -65,9 +65,11 @@ class TemporalConv(nn.Module):
     def __init__(self, cin: int, cout: int, frames: int):
         super().__init__()
         self.frames = frames
-        self.conv = nn.Conv2d(cin, cout, (3, 1), padding=(1, 0), bias=False)
-        self.bn = nn.BatchNorm2d(cout)
-        self.act = nn.ReLU(inplace=True)
+        self.conv, self.bn, self.act = self.make_layers(cin, cout)
+
+    def make_layers(self, cin: int, cout: int) -> tuple[nn.Module, nn.Module, nn.Module]:
+        """The (3, 1) conv, its BN and activation."""
+        return nn.Conv2d(cin, cout, (3, 1), padding=(1, 0), bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -103,10 +105,16 @@ class SEVModule(nn.Module):
         g = cfg.group_width
         if channels % g:
             raise UserError(f"{channels} channels are not divisible by the group width {g}")
-        self.pointwise = ConvBNReLU(channels, channels, 1)
-        self.spatial = ConvBNReLU(channels, channels, 3, stride=stride, padding=1, groups=channels // g)
-        self.temporal = TemporalConv(channels, channels, cfg.frames)
+        self.pointwise = self.make_conv_bn_relu(channels, channels, 1)
+        self.spatial = self.make_conv_bn_relu(channels, channels, 3, stride=stride, padding=1, groups=channels // g)
+        self.temporal = self.make_temporal(channels, cfg.frames)
         self.se = SqueezeExcite(channels, cfg.frames, cfg.se_ratio) if cfg.se else None
+
+    def make_conv_bn_relu(self, cin: int, cout: int, kernel, **kwargs) -> nn.Module:
+        return ConvBNReLU(cin, cout, kernel, **kwargs)
+
+    def make_temporal(self, channels: int, frames: int) -> nn.Module:
+        return TemporalConv(channels, channels, frames)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         y = self.temporal(self.spatial(self.pointwise(x)))
@@ -121,7 +129,8 @@ class SEVDownsample(SEVModule):
 
     def __init__(self, channels: int, cfg: SEVNetConfig):
         super().__init__(channels, cfg, stride=2)
-        self.shortcut = nn.Sequential(nn.AvgPool2d(3, stride=2, padding=1), ConvBNReLU(channels, channels, 1))
+        pool = nn.AvgPool2d(3, stride=2, padding=1)
+        self.shortcut = nn.Sequential(pool, self.make_conv_bn_relu(channels, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch(x), self.shortcut(x)], dim=1)
@@ -136,33 +145,56 @@ class SEVNet(VideoClassifier):
         self.cfg, self.name = cfg, name
         self.num_classes = cfg.num_classes
         self.input_spec = InputSpec(cfg.frames, cfg.img_size, tuple(cfg.mean), tuple(cfg.std))
-        g = cfg.group_width
-        width = cfg.stem_width or 4 * g
-        self.stem = nn.Sequential(
-            ConvBNReLU(3, width, 7, stride=2, padding=3),
-            TemporalConv(width, width, cfg.frames),
-        )
+        width = cfg.stem_width or 4 * cfg.group_width
+        self.stem = self.make_stem(width)
         stages = []
-        for depth in cfg.depths:
-            mods: list[nn.Module] = [SEVDownsample(width, cfg)]
+        for i, depth in enumerate(cfg.depths):
+            mods = [self.make_downsample(width, i)]
             width *= 2
-            mods += [SEVModule(width, cfg) for _ in range(depth - 1)]
+            mods += [self.make_module(width, i) for _ in range(depth - 1)]
             stages.append(nn.Sequential(*mods))
         self.stages = nn.ModuleList(stages)
         self.drop = nn.Dropout(cfg.drop_rate)
-        self.fc = nn.Linear(width, cfg.num_classes)
+        self.fc = self.make_classifier(width)
         self.num_features = width
+
+    # -- layer factories (a quantized subclass overrides them) -------------------------------------
+    def make_stem(self, width: int) -> nn.Module:
+        """1x7x7 stride-2 conv + 3x1x1 conv, ``width`` channels."""
+        return nn.Sequential(
+            ConvBNReLU(3, width, 7, stride=2, padding=3),
+            TemporalConv(width, width, self.cfg.frames),
+        )
+
+    def make_downsample(self, channels: int, stage: int) -> nn.Module:
+        """The first module of ``stage`` (0..3): ``channels`` in, twice as many out."""
+        return SEVDownsample(channels, self.cfg)
+
+    def make_module(self, channels: int, stage: int) -> nn.Module:
+        return SEVModule(channels, self.cfg)
+
+    def make_classifier(self, dim: int) -> nn.Module:
+        return nn.Linear(dim, self.cfg.num_classes)
+
+    # -- forward -------------------------------------------------------------------------------------
+    def forward_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B*T, 3, H, W) frames, time-ordered per clip -> (B*T, C, h, w) per-frame maps of the last stage."""
+        x = self.stem(frames)
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C) pooled features -> (B, num_classes) logits."""
+        return self.fc(self.drop(x))
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         self.check_clip(clip)
         b, t = clip.shape[:2]
-        x = self.stem(clip.reshape(b * t, *clip.shape[2:]))
-        for stage in self.stages:
-            x = stage(x)
+        x = self.forward_frames(clip.reshape(b * t, *clip.shape[2:]))
         n, c, h, w = x.shape
         x = x.reshape(b, t, c, h * w).permute(0, 2, 1, 3)  # (B, C, T, H*W)
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.fc(self.drop(x))
+        return self.forward_head(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
     def stage_parts(self) -> dict[str, list[str]]:
         parts = {"stem": ["stem"]}

@@ -109,9 +109,15 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int, act: str):
         super().__init__()
-        self.fc1 = nn.Conv2d(dim, hidden, 1)
-        self.act = make_act(act)
-        self.fc2 = nn.Conv2d(hidden, dim, 1)
+        self.fc1 = self.make_fc(dim, hidden)
+        self.act = self.make_act(act)
+        self.fc2 = self.make_fc(hidden, dim)
+
+    def make_fc(self, cin: int, cout: int) -> nn.Module:
+        return nn.Conv2d(cin, cout, 1)
+
+    def make_act(self, kind: str) -> nn.Module:
+        return make_act(kind)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -122,12 +128,21 @@ class VidConvBlock(nn.Module):
 
     def __init__(self, dim: int, cfg: VidConvConfig, drop_path: float, temporal: TemporalBranch | None):
         super().__init__()
-        self.conv_dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.conv_dw = self.make_conv(dim, dim, 7, padding=3, groups=dim)
         self.temporal = temporal
-        self.norm = make_norm(cfg.norm, dim)
-        self.mlp = Mlp(dim, cfg.mlp_ratio * dim, cfg.act)
+        self.norm = self.make_norm(cfg.norm, dim)
+        self.mlp = self.make_mlp(dim, cfg.mlp_ratio * dim, cfg.act)
         self.gamma = nn.Parameter(torch.full((dim,), cfg.ls_init)) if cfg.ls_init is not None else None
         self.drop_path = DropPath(drop_path)
+
+    def make_conv(self, cin: int, cout: int, kernel: int, **kwargs) -> nn.Module:
+        return nn.Conv2d(cin, cout, kernel, **kwargs)
+
+    def make_norm(self, kind: str, dim: int) -> nn.Module:
+        return make_norm(kind, dim)
+
+    def make_mlp(self, dim: int, hidden: int, act: str) -> nn.Module:
+        return Mlp(dim, hidden, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv_dw(x)
@@ -190,35 +205,55 @@ class VidConv(VideoClassifier):
         self.num_classes = cfg.num_classes
         self.layout = tuple(cfg.layout)
         self.input_spec = InputSpec(cfg.frames, cfg.img_size, tuple(cfg.mean), tuple(cfg.std), self.layout)
-        dims, depths = cfg.dims, cfg.depths
-        rates = torch.linspace(0, cfg.drop_path_rate, sum(depths)).tolist()
-        self.stem = nn.Sequential(nn.Conv2d(3, dims[0], 4, stride=4), make_norm(cfg.norm, dims[0]))
-        stages, k = [], 0
-        for i in range(4):
-            if i == 0:
-                down = nn.Identity()
-            else:
-                down = nn.Sequential(make_norm(cfg.norm, dims[i - 1]), nn.Conv2d(dims[i - 1], dims[i], 2, stride=2))
-            tile = (cfg.img_size // (4 * 2**i),) * 2
-            blocks = []
-            for _ in range(depths[i]):
-                temporal = None
-                if i >= cfg.stack_stage and cfg.block == "vidconv":
-                    temporal = TemporalBranch(dims[i], self.layout, tile, cfg.alpha_init, cfg.tile_mode)
-                blocks.append(VidConvBlock(dims[i], cfg, rates[k], temporal))
-                k += 1
-            stages.append(Stage(down, blocks))
-        self.stages = nn.ModuleList(stages)
-        last_tile = (cfg.img_size // 32,) * 2
+        rates = iter(torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist())
+        self.stem = self.make_stem()
+        self.stages = nn.ModuleList(
+            Stage(
+                nn.Identity() if i == 0 else self.make_downsample(i),
+                [self.make_block(i, next(rates)) for _ in range(depth)],
+            )
+            for i, depth in enumerate(cfg.depths)
+        )
         if cfg.neck_dim:
-            self.final_norm = make_norm(cfg.norm, dims[-1])
-            self.neck = Neck(dims[-1], cfg.neck_dim, self.layout, last_tile)
-            self.head = Head(cfg.neck_dim, cfg.num_classes, None, cfg.drop_rate)
+            self.final_norm = make_norm(cfg.norm, cfg.dims[-1])
+            self.neck = Neck(cfg.dims[-1], cfg.neck_dim, self.layout, self.tile(3))
         else:
             self.final_norm = None
             self.neck = None
-            self.head = Head(dims[-1], cfg.num_classes, make_norm(cfg.norm, dims[-1]), cfg.drop_rate)
+        self.head = self.make_head()
         self.apply(self._init_weights)
+
+    def tile(self, stage: int) -> tuple[int, int]:
+        """Size of one frame's map in stage ``stage`` (0..3): the dilation of its temporal convs."""
+        return (self.cfg.img_size // (4 * 2**stage),) * 2
+
+    def has_temporal(self, stage: int) -> bool:
+        """Whether the blocks of ``stage`` (0..3) have a temporal branch (they run on the collage)."""
+        return stage >= self.cfg.stack_stage and self.cfg.block == "vidconv"
+
+    # -- layer factories (a quantized subclass overrides them) -------------------------------------
+    def make_stem(self) -> nn.Module:
+        """4x4 stride-4 conv + norm."""
+        dim = self.cfg.dims[0]
+        return nn.Sequential(nn.Conv2d(3, dim, 4, stride=4), make_norm(self.cfg.norm, dim))
+
+    def make_downsample(self, stage: int) -> nn.Module:
+        """Norm + 2x2 stride-2 conv into ``stage`` (1..3)."""
+        cin, cout = self.cfg.dims[stage - 1], self.cfg.dims[stage]
+        return nn.Sequential(make_norm(self.cfg.norm, cin), nn.Conv2d(cin, cout, 2, stride=2))
+
+    def make_block(self, stage: int, drop_path: float) -> nn.Module:
+        cfg, dim = self.cfg, self.cfg.dims[stage]
+        temporal = None
+        if self.has_temporal(stage):
+            temporal = TemporalBranch(dim, self.layout, self.tile(stage), cfg.alpha_init, cfg.tile_mode)
+        return VidConvBlock(dim, cfg, drop_path, temporal)
+
+    def make_head(self) -> nn.Module:
+        cfg = self.cfg
+        if cfg.neck_dim:
+            return Head(cfg.neck_dim, cfg.num_classes, None, cfg.drop_rate)
+        return Head(cfg.dims[-1], cfg.num_classes, make_norm(cfg.norm, cfg.dims[-1]), cfg.drop_rate)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -257,8 +292,7 @@ class VidConv(VideoClassifier):
     def early_shape(self) -> tuple[int, int, int]:
         """(C, h', w') of one frame's early-net feature map."""
         s = self.cfg.stack_stage
-        side = self.cfg.img_size // (4 * 2 ** (s - 1))
-        return (self.cfg.dims[s - 1], side, side)
+        return (self.cfg.dims[s - 1], *self.tile(s - 1))
 
     def stage_parts(self) -> dict[str, list[str]]:
         parts: dict[str, list[str]] = {}

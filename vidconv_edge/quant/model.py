@@ -31,6 +31,8 @@ def build_quant_model(float_model: VideoClassifier, bits: QuantBits) -> VideoCla
     from vidconv_edge.quant.sevnet import QuantSEVNet
     from vidconv_edge.quant.vidconv import QuantVidConv
 
+    if is_quant_model(float_model):  # a subclass of its float model's class
+        raise UserError(f"model '{float_model.name}' is quantized already; quantize its float model")
     if isinstance(float_model, VidConv):
         return QuantVidConv(float_model.cfg, bits, float_model.name)
     if isinstance(float_model, SEVNet):

@@ -1,4 +1,4 @@
-"""Quantized ``sevnet_edge`` (Brevitas), built from the float SEVNet of the same config.
+"""Quantized ``sevnet_edge`` (Brevitas): the float SEVNet with quantized layers.
 
 uint8 pixels in (normalisation folded into the stem conv; its zero padding now pads black pixels
 instead of the mean colour, a border-only difference that calibration/QAT absorbs), per-channel int
@@ -10,14 +10,13 @@ quantizer (equal scales, as FINN's StreamingConcat needs). Bit widths: ``early``
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections import OrderedDict
 
 import torch
 import torch.nn as nn
 
 from vidconv_edge.errors import UserError
-from vidconv_edge.models.base import VideoClassifier
-from vidconv_edge.models.sevnet import SEVNet, SEVNetConfig
+from vidconv_edge.models.sevnet import SEVModule, SEVNet, SEVNetConfig, TemporalConv
 from vidconv_edge.quant.bits import PartBits, QuantBits
 from vidconv_edge.quant.layers import (
     OUTPUT_BITS,
@@ -46,54 +45,36 @@ class QConvBNReLU(nn.Sequential):
         )
 
 
-class QTemporalConv(nn.Module):
-    """3x1x1 conv as a (3, 1) conv over (T, H*W), BN, ReLU (float: the consumer quantizes)."""
+class QTemporalConv(TemporalConv):
+    """The 3x1x1 conv with a quantized conv and a BN on its accumulator grid; the ReLU stays float (the consumer
+    quantizes)."""
 
     def __init__(self, cin: int, cout: int, frames: int, bits: PartBits):
-        super().__init__()
-        self.frames = frames
-        self.conv = qconv(cin, cout, (3, 1), bits.weight, padding=(1, 0), bias=False, return_quant_tensor=True)
-        self.bn = AccBatchNorm2d(cout)
-        self.act = nn.ReLU()
+        self.bits = bits  # read by make_layers, which TemporalConv.__init__ calls
+        super().__init__(cin, cout, frames)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        t = self.frames
-        y = x.reshape(n // t, t, c, h * w).permute(0, 2, 1, 3)
-        y = self.act(self.bn(self.conv(y)))
-        return y.permute(0, 2, 1, 3).reshape(n, -1, h, w)
+    def make_layers(self, cin: int, cout: int) -> tuple[nn.Module, nn.Module, nn.Module]:
+        conv = qconv(cin, cout, (3, 1), self.bits.weight, padding=(1, 0), bias=False, return_quant_tensor=True)
+        return conv, AccBatchNorm2d(cout), nn.ReLU()
 
 
-class QSEVModule(nn.Module):
+class QSEVModule(SEVModule):
     """``q(x) + q(branch(q(x)))`` with one shared unsigned quantizer ``add_quant``."""
 
     def __init__(self, channels: int, cfg: SEVNetConfig, bits: PartBits, stride: int = 1):
-        super().__init__()
-        g = cfg.group_width
-        self.pointwise = QConvBNReLU(channels, channels, 1, bits)
-        self.spatial = QConvBNReLU(channels, channels, 3, bits, stride=stride, padding=1, groups=channels // g)
-        self.temporal = QTemporalConv(channels, channels, cfg.frames, bits)
+        self.bits = bits  # read by the layer factories, which SEVModule.__init__ calls
+        super().__init__(channels, cfg, stride)
         self.add_quant = qact(bits.act, signed=False, quant_tensor=True)
 
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
-        return self.temporal(self.spatial(self.pointwise(x)))
+    def make_conv_bn_relu(self, cin: int, cout: int, kernel, **kwargs) -> nn.Module:
+        return QConvBNReLU(cin, cout, kernel, self.bits, **kwargs)
+
+    def make_temporal(self, channels: int, frames: int) -> nn.Module:
+        return QTemporalConv(channels, channels, frames, self.bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.add_quant(x)
         return value(x) + value(self.add_quant(self.branch(x)))
-
-
-class QShortcut(nn.Module):
-    """avgpool 3x3/2 -> quant -> 1x1 conv + BN + ReLU; children ``0``/``1`` as the float Sequential."""
-
-    def __init__(self, channels: int, bits: PartBits):
-        super().__init__()
-        self.add_module("0", nn.AvgPool2d(3, stride=2, padding=1))
-        self.pool_quant = qact(bits.act, signed=False, quant_tensor=True)
-        self.add_module("1", QConvBNReLU(channels, channels, 1, bits, quant_out=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._modules["1"](self.pool_quant(self._modules["0"](x)))
 
 
 class QSEVDownsample(QSEVModule):
@@ -101,7 +82,16 @@ class QSEVDownsample(QSEVModule):
 
     def __init__(self, channels: int, cfg: SEVNetConfig, bits: PartBits):
         super().__init__(channels, cfg, bits, stride=2)
-        self.shortcut = QShortcut(channels, bits)
+        # avgpool 3x3/2, quant, 1x1 conv + BN + ReLU: the float Sequential (``0``, ``1``) and the conv's quantizer
+        self.shortcut = nn.Sequential(
+            OrderedDict(
+                [
+                    ("0", nn.AvgPool2d(3, stride=2, padding=1)),
+                    ("pool_quant", qact(bits.act, signed=False, quant_tensor=True)),
+                    ("1", QConvBNReLU(channels, channels, 1, bits, quant_out=False)),
+                ]
+            )
+        )
         self.cat_quant = qact(bits.act, signed=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,52 +99,52 @@ class QSEVDownsample(QSEVModule):
         return torch.cat([self.cat_quant(self.branch(x)), self.cat_quant(self.shortcut(x))], dim=1)
 
 
-class QuantSEVNet(VideoClassifier):
-    """Brevitas version of a SEVNet without SE; input: uint8 pixel values as float (B, T, 3, H, W)."""
+class QuantSEVNet(SEVNet):
+    """Brevitas version of a SEVNet without SE; input: uint8 pixel values as float (B, T, 3, H, W).
+
+    The float network with quantized layers (its layer factories overridden), the pixel input quantizer and
+    the head's quantizers; weights come from a float model (:meth:`load_float_state_dict`).
+    """
 
     input_is_uint8 = True
     EARLY_STAGES = 2
 
     def __init__(self, cfg: SEVNetConfig, bits: QuantBits, name: str = "sevnet_edge"):
-        super().__init__()
         if cfg.se:
             raise UserError(f"model '{name}': squeeze-excitation variants have no quantized version; use --target qdq")
-        cfg.validate()
-        self.cfg, self.name, self.bits = cfg, name, bits
-        self.num_classes = cfg.num_classes
-        self.float_input_spec = SEVNet(cfg, name).input_spec
-        self.input_spec = pixel_input_spec(self.float_input_spec)
-        g = cfg.group_width
-        width = cfg.stem_width or 4 * g
-        early, later = bits.early, bits.later
+        self.bits = bits  # read by the layer factories, which SEVNet.__init__ calls
+        super().__init__(cfg, name)
+        self.float_input_spec, self.input_spec = self.input_spec, pixel_input_spec(self.input_spec)
         self.input_quant = pixel_quant()
-        self.stem = nn.Sequential(
-            QConvBNReLU(3, width, 7, early, bias=True, stride=2, padding=3),
-            QTemporalConv(width, width, cfg.frames, early),
-        )
-        stages = []
-        for i, depth in enumerate(cfg.depths):
-            pb = early if i < self.EARLY_STAGES else later
-            mods: list[nn.Module] = [QSEVDownsample(width, cfg, pb)]
-            width *= 2
-            mods += [QSEVModule(width, cfg, pb) for _ in range(depth - 1)]
-            stages.append(nn.Sequential(*mods))
-        self.stages = nn.ModuleList(stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head_quant = qact(later.act, signed=False, quant_tensor=True)
-        self.drop = nn.Dropout(cfg.drop_rate)
-        self.fc = qlinear(width, cfg.num_classes, later.weight)
+        self.head_quant = qact(bits.later.act, signed=False, quant_tensor=True)
         self.out_quant = qact(OUTPUT_BITS)
 
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        self.check_clip(clip)
-        b, t = clip.shape[:2]
-        x = self.stem(self.input_quant(clip.reshape(b * t, *clip.shape[2:])))
-        for stage in self.stages:
-            x = stage(x)
-        n, c, h, w = x.shape
-        x = self.pool(x.reshape(b, t, c, h * w).permute(0, 2, 1, 3)).flatten(1)
-        return self.out_quant(self.fc(self.drop(self.head_quant(x))))
+    def part_bits(self, stage: int) -> PartBits:
+        return self.bits.early if stage < self.EARLY_STAGES else self.bits.later
+
+    # -- quantized layers ----------------------------------------------------------------------------
+    def make_stem(self, width: int) -> nn.Module:
+        early = self.bits.early
+        return nn.Sequential(
+            QConvBNReLU(3, width, 7, early, bias=True, stride=2, padding=3),
+            QTemporalConv(width, width, self.cfg.frames, early),
+        )
+
+    def make_downsample(self, channels: int, stage: int) -> nn.Module:
+        return QSEVDownsample(channels, self.cfg, self.part_bits(stage))
+
+    def make_module(self, channels: int, stage: int) -> nn.Module:
+        return QSEVModule(channels, self.cfg, self.part_bits(stage))
+
+    def make_classifier(self, dim: int) -> nn.Module:
+        return qlinear(dim, self.cfg.num_classes, self.bits.later.weight)
+
+    # -- quantized input and output ----------------------------------------------------------------------
+    def forward_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        return super().forward_frames(self.input_quant(frames))
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_quant(super().forward_head(self.head_quant(x)))
 
     def part_of(self, module_name: str) -> str:
         if module_name.startswith(("input_quant", "stem")):
@@ -162,9 +152,6 @@ class QuantSEVNet(VideoClassifier):
         if module_name.startswith("stages."):
             return "early" if int(module_name.split(".")[1]) < self.EARLY_STAGES else "later"
         return "later"
-
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
 
     def conv_bn_pairs(self) -> list[tuple[nn.Module, nn.Module, str]]:
         """(conv, owner, BN attribute) for every conv + BN pair (merged for export)."""

@@ -168,7 +168,7 @@ class FpgaModule(nn.Module):
         self.mask_x = RowMask(frames, h, p) if mask_input else nn.Identity()
         if self.down:
             sc = mod.shortcut
-            self.cat_quant, self.pool_quant, self.shortcut = mod.cat_quant, sc.pool_quant, sc._modules["1"]
+            self.cat_quant, self.pool_quant, self.shortcut = mod.cat_quant, sc.pool_quant, sc[-1]
             self.pool = OnesPool(mod.pointwise[0].in_channels)
 
     def branch(self, x):
@@ -204,7 +204,7 @@ class SEVNetFpga(nn.Module):
                     h, p = h // 2, p // 2
         self.mods = nn.Sequential(*mods)
         self.rows, self.last_pitch = h, p
-        self.pool, self.head_quant = qmodel.pool, qmodel.head_quant
+        self.pool, self.head_quant = nn.AdaptiveAvgPool2d(1), qmodel.head_quant
         self.fc, self.out_quant = qmodel.fc, qmodel.out_quant
         self.eval()
 

@@ -9,13 +9,14 @@ the early-net output quantized (the frame-buffer / partition boundary), 8-bit lo
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import torch.nn as nn
+from brevitas.nn import QuantConv2d
 
 from vidconv_edge.errors import UserError
-from vidconv_edge.models.base import VideoClassifier
-from vidconv_edge.models.layers import frames_to_collage
-from vidconv_edge.models.vidconv import VidConv, VidConvConfig
+from vidconv_edge.models.vidconv import Mlp, VidConv, VidConvBlock, VidConvConfig
 from vidconv_edge.quant.bits import PartBits, QuantBits
 from vidconv_edge.quant.layers import (
     OUTPUT_BITS,
@@ -31,7 +32,6 @@ from vidconv_edge.quant.layers import (
     value,
 )
 from vidconv_edge.quant.quantizers import OnesWeightQuant
-from brevitas.nn import QuantConv2d
 
 
 class QTile(nn.Module):
@@ -63,29 +63,44 @@ class QTemporal(nn.Module):
         return self.tile(quant(self.conv(x)))
 
 
-class QMlp(nn.Module):
+class QMlp(Mlp):
+    """``fc2(q(fc1(q(x))))``: the float MLP with quantized pointwise convs and ReLU, and an input quantizer."""
+
     def __init__(self, dim: int, hidden: int, bits: PartBits):
-        super().__init__()
+        self.bits = bits  # read by the layer factories, which Mlp.__init__ calls
+        super().__init__(dim, hidden, "relu")
         self.in_quant = qact(bits.act, quant_tensor=True)
-        self.fc1 = qconv(dim, hidden, 1, bits.weight)
-        self.act = qrelu(bits.act, quant_tensor=True)
-        self.fc2 = qconv(hidden, dim, 1, bits.weight)
+
+    def make_fc(self, cin: int, cout: int) -> nn.Module:
+        return qconv(cin, cout, 1, self.bits.weight)
+
+    def make_act(self, kind: str) -> nn.Module:
+        return qrelu(self.bits.act, quant_tensor=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(self.in_quant(x))))
+        return super().forward(self.in_quant(x))
 
 
-class QBlock(nn.Module):
-    """``x + mlp(bn(q(S) + tile(q(T))))`` with ``add_quant`` shared by x and the branch output."""
+class QBlock(VidConvBlock):
+    """``x + mlp(bn(q(S) + tile(q(T))))`` with ``add_quant`` shared by x and the branch output (no layer scale,
+    no drop path)."""
 
     def __init__(self, dim: int, cfg: VidConvConfig, tile: tuple[int, int] | None, bits: PartBits):
-        super().__init__()
+        self.bits = bits  # read by the layer factories, which VidConvBlock.__init__ calls
+        temporal = QTemporal(dim, tuple(cfg.layout), tile, bits) if tile is not None else None
+        super().__init__(dim, cfg, 0.0, temporal)
         self.add_quant = qact(bits.act, quant_tensor=True)
-        self.conv_dw = qconv(dim, dim, 7, bits.weight, padding=3, groups=dim, return_quant_tensor=True)
-        self.temporal = QTemporal(dim, tuple(cfg.layout), tile, bits) if tile is not None else None
         self.mix_quant = qact(bits.act) if tile is not None else None
-        self.norm = AccBatchNorm2d(dim)
-        self.mlp = QMlp(dim, cfg.mlp_ratio * dim, bits)
+
+    def make_conv(self, cin: int, cout: int, kernel: int, **kwargs) -> nn.Module:
+        """Returns a ``QuantTensor``: the BN after it rounds its shift to the conv's accumulator grid."""
+        return qconv(cin, cout, kernel, self.bits.weight, return_quant_tensor=True, **kwargs)
+
+    def make_norm(self, kind: str, dim: int) -> nn.Module:
+        return AccBatchNorm2d(dim)
+
+    def make_mlp(self, dim: int, hidden: int, act: str) -> nn.Module:
+        return QMlp(dim, hidden, self.bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.add_quant(x)
@@ -94,32 +109,6 @@ class QBlock(nn.Module):
             y = self.mix_quant(y) + self.temporal(x, self.mix_quant)
         y = self.mlp(self.norm(y))
         return value(x) + value(self.add_quant(y))
-
-
-class QDownsample(nn.Module):
-    """BN -> quant -> 2x2 stride-2 conv; children named ``0`` (BN) and ``1`` (conv) as the float Sequential."""
-
-    def __init__(self, cin: int, cout: int, bits: PartBits):
-        super().__init__()
-        self.add_module("0", nn.BatchNorm2d(cin))
-        self.in_quant = qact(bits.act, quant_tensor=True)
-        self.add_module("1", qconv(cin, cout, 2, bits.weight, stride=2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self[1](self.in_quant(self[0](x)))
-
-    def __getitem__(self, i: int) -> nn.Module:
-        return self._modules[str(i)]
-
-
-class QStage(nn.Module):
-    def __init__(self, downsample: nn.Module, blocks: list[nn.Module]):
-        super().__init__()
-        self.downsample = downsample
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.downsample(x))
 
 
 class QHead(nn.Module):
@@ -139,71 +128,66 @@ class QHead(nn.Module):
         return self.out_quant(self.fc(self.drop(x.flatten(1))))
 
 
-class QuantVidConv(VideoClassifier):
-    """Brevitas version of a BN/ReLU VidConv (``vic_edge``); input: uint8 pixel values as float (B, T, 3, H, W)."""
+class QuantVidConv(VidConv):
+    """Brevitas version of a BN/ReLU VidConv (``vic_edge``); input: uint8 pixel values as float (B, T, 3, H, W).
 
-    supports_streaming = True
+    The float network with quantized layers (its layer factories overridden), the pixel input quantizer and
+    the early-net output quantizer; weights come from a float model (:meth:`load_float_state_dict`).
+    """
+
     input_is_uint8 = True
 
     def __init__(self, cfg: VidConvConfig, bits: QuantBits, name: str = "vic_edge"):
-        super().__init__()
         if cfg.norm != "bn" or cfg.act != "relu" or cfg.neck_dim or cfg.ls_init is not None:
             raise UserError(
                 f"model '{name}' cannot be quantized for FINN: it needs BN + ReLU, no neck and no layer scale "
                 f"(got norm={cfg.norm}, act={cfg.act}, neck_dim={cfg.neck_dim}, ls_init={cfg.ls_init}); "
                 "use the QDQ path (--target qdq) for full models"
             )
-        cfg.validate()
-        self.cfg, self.name, self.bits = cfg, name, bits
-        self.num_classes = cfg.num_classes
-        self.layout = tuple(cfg.layout)
-        self.float_input_spec = VidConv(cfg, name).input_spec
-        self.input_spec = pixel_input_spec(self.float_input_spec)
-        dims, depths = cfg.dims, cfg.depths
-        early, later = bits.early, bits.later
+        self.bits = bits  # read by the layer factories, which VidConv.__init__ calls
+        super().__init__(cfg, name)
+        self.float_input_spec, self.input_spec = self.input_spec, pixel_input_spec(self.input_spec)
         self.input_quant = pixel_quant()
-        self.stem = nn.Sequential(
-            qconv(3, dims[0], 4, early.weight, stride=4, return_quant_tensor=True), AccBatchNorm2d(dims[0])
-        )
-        stages = []
-        for i in range(4):
-            pb = early if i < cfg.stack_stage else later
-            down = nn.Identity() if i == 0 else QDownsample(dims[i - 1], dims[i], pb)
-            tile = (cfg.img_size // (4 * 2**i),) * 2
-            temporal = i >= cfg.stack_stage and cfg.block == "vidconv"
-            blocks = [QBlock(dims[i], cfg, tile if temporal else None, pb) for _ in range(depths[i])]
-            stages.append(QStage(down, blocks))
-        self.stages = nn.ModuleList(stages)
-        self.early_quant = qact(early.act)
-        self.head = QHead(dims[-1], cfg.num_classes, later, cfg.drop_rate)
+        self.early_quant = qact(bits.early.act)
 
-    # -- the float model's API ---------------------------------------------------------------------
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        """None: the weights come from a float model (and the tile kernel stays all ones)."""
+
+    def part_bits(self, stage: int) -> PartBits:
+        return self.bits.early if stage < self.cfg.stack_stage else self.bits.later
+
+    # -- quantized layers ----------------------------------------------------------------------------
+    def make_stem(self) -> nn.Module:
+        dim = self.cfg.dims[0]
+        return nn.Sequential(
+            qconv(3, dim, 4, self.bits.early.weight, stride=4, return_quant_tensor=True), AccBatchNorm2d(dim)
+        )
+
+    def make_downsample(self, stage: int) -> nn.Module:
+        """BN -> quant -> 2x2 stride-2 conv: the float ``Sequential`` (``0``, ``1``) with the conv's input quantizer."""
+        cin, cout, pb = self.cfg.dims[stage - 1], self.cfg.dims[stage], self.part_bits(stage)
+        return nn.Sequential(
+            OrderedDict(
+                [
+                    ("0", nn.BatchNorm2d(cin)),
+                    ("in_quant", qact(pb.act, quant_tensor=True)),
+                    ("1", qconv(cin, cout, 2, pb.weight, stride=2)),
+                ]
+            )
+        )
+
+    def make_block(self, stage: int, drop_path: float) -> nn.Module:
+        tile = self.tile(stage) if self.has_temporal(stage) else None
+        return QBlock(self.cfg.dims[stage], self.cfg, tile, self.part_bits(stage))
+
+    def make_head(self) -> nn.Module:
+        return QHead(self.cfg.dims[-1], self.cfg.num_classes, self.bits.later, self.cfg.drop_rate)
+
+    # -- quantized input and early-net output ----------------------------------------------------------
     def forward_early(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) uint8-valued frames -> (N, C, h', w') quantized features."""
-        x = self.stem(self.input_quant(frames))
-        for stage in list(self.stages)[: self.cfg.stack_stage]:  # list: slicing a ModuleList builds a new one
-            x = stage(x)
-        return self.early_quant(x)
-
-    def collage(self, feats: torch.Tensor) -> torch.Tensor:
-        return frames_to_collage(feats, self.layout)
-
-    def forward_later(self, collage: torch.Tensor) -> torch.Tensor:
-        x = collage
-        for stage in list(self.stages)[self.cfg.stack_stage :]:
-            x = stage(x)
-        return self.head(x)
-
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        self.check_clip(clip)
-        b, t = clip.shape[:2]
-        feats = self.forward_early(clip.reshape(b * t, *clip.shape[2:]))
-        return self.forward_later(self.collage(feats))
-
-    def early_shape(self) -> tuple[int, int, int]:
-        s = self.cfg.stack_stage
-        side = self.cfg.img_size // (4 * 2 ** (s - 1))
-        return (self.cfg.dims[s - 1], side, side)
+        return self.early_quant(super().forward_early(self.input_quant(frames)))
 
     def part_of(self, module_name: str) -> str:
         """``early`` or ``later``: where a submodule (by qualified name) runs."""
@@ -212,11 +196,6 @@ class QuantVidConv(VideoClassifier):
         if module_name.startswith("stages."):
             return "early" if int(module_name.split(".")[1]) < self.cfg.stack_stage else "later"
         return "later"
-
-    def config_dict(self) -> dict:
-        from dataclasses import asdict
-
-        return asdict(self.cfg)
 
     def conv_bn_pairs(self) -> list[tuple[nn.Module, nn.Module, str]]:
         """(conv, owner, BN attribute) for every BN that directly follows a conv (merged for export)."""
