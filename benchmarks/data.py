@@ -9,9 +9,13 @@ ratio = loader clips/s / model clips/s: above 1 the loader keeps up, below 1 it 
   * decode: ms to read 9 uniformly sampled frames of a 10 s clip (250 frames, 340x256 H.264, the size of
     Kinetics' resized videos) decoding everything before them (sequential) vs seeking to the keyframe before
     each (seeking), on a short-GOP file (a keyframe every 12 frames) and a long-GOP one (one keyframe);
-    the frame index is built on every read (a cold file, as in a first pass over a large set).
+    the frame index is built on every read (a cold file, as in a first pass over a large set);
+  * resize at decode: ms per evaluation clip (9 frames at 96x96) of a 1280x720 and a 640x480 H.264 file, with the
+    full frames decoded and cropped vs decoded straight to the short side (data option ``resize_at_decode``),
+    and the mean absolute pixel difference between the two clips.
 
-    python benchmarks/data.py [--model vic_edge] [--data DIR] [--batch 8] [--batches 6] [--workers 0 1 2] [--json]
+    python benchmarks/data.py [--model vic_edge] [--data DIR] [--batch 8] [--batches 6] [--workers 0 1 2]
+                              [--decode-only] [--json]
 """
 
 from __future__ import annotations
@@ -114,6 +118,27 @@ def decode_rows(folder: Path, repeats: int = 10, count: int = 9) -> list[dict]:
     return rows
 
 
+def resize_rows(folder: Path, repeats: int = 8) -> list[dict]:
+    """Evaluation clips of large files: full-size decode + crop vs decode to the short side, interleaved, best of."""
+    from vidconv_edge.data.dataset import VideoClipDataset
+
+    rows = []
+    for width, height in ((1280, 720), (640, 480)):
+        path = gop_video(folder / f"{width}x{height}.mp4", 12, frames=60, width=width, height=height)
+        sets = {r: VideoClipDataset([(str(path), 0)], clip_len=9, size=96, train=False, stride_range=(6, 6),
+                                    resize_at_decode=r) for r in (False, True)}  # fmt: skip
+        times = {False: [], True: []}
+        for k in range(repeats):
+            for r in (False, True) if k % 2 else (True, False):
+                t0 = time.perf_counter()
+                sets[r][0]
+                times[r].append(time.perf_counter() - t0)
+        diff = (sets[False][0][0].float() - sets[True][0][0].float()).abs().mean().item()
+        full, fast = min(times[False]) * 1000, min(times[True]) * 1000
+        rows.append(dict(file=f"{width}x{height}", full_ms=full, at_decode_ms=fast, speedup=full / fast, mean_abs_diff=diff))
+    return rows
+
+
 def run(model_name: str, data: Path | None, batch: int, batches: int, workers: list[int], threads: int | None) -> dict:
     if threads:
         torch.set_num_threads(threads)
@@ -135,14 +160,37 @@ def run(model_name: str, data: Path | None, batch: int, batches: int, workers: l
             pipe_cps = pipeline_rate(model, opt, ds, batch, batches, w)
             rows.append(dict(workers=w, loader_clips_per_s=load_cps, pipeline_clips_per_s=pipe_cps, loader_over_model=load_cps / model_cps))
         decoding = decode_rows(Path(tmp))
+        resizing = resize_rows(Path(tmp))
     return dict(
         model=model_name, frames=spec.frames, size=spec.size, batch=batch, batches=batches,
         threads=torch.get_num_threads(), data=str(data) if data else "synthetic", train_clips=len(ds),
-        model_clips_per_s=model_cps, model_step_s=batch / model_cps, rows=rows, decode=decoding,
+        model_clips_per_s=model_cps, model_step_s=batch / model_cps, rows=rows, decode=decoding, resize=resizing,
     )  # fmt: skip
 
 
 def print_table(res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if "rows" in res:
+        print_loader_table(res)
+    t = Table(title="reading 9 uniformly sampled frames of a 250-frame 340x256 H.264 file")
+    for col in ("file", "sequential ms", "seeking ms", "sequential / seeking", "same frames"):
+        t.add_column(col, justify="left" if col == "file" else "right")
+    for r in res["decode"]:
+        t.add_row(r["file"], f"{r['sequential_ms']:.1f}", f"{r['seeking_ms']:.1f}", f"{r['speedup']:.2f}x",
+                  "yes" if r["same_frames"] else "NO")  # fmt: skip
+    Console(width=200).print(t)
+    t = Table(title="an evaluation clip (9 frames, 96x96) of a large H.264 file: full frames vs resize at decode")
+    for col in ("file", "full-size ms", "resize at decode ms", "full / at decode", "mean |pixel diff|"):
+        t.add_column(col, justify="left" if col == "file" else "right")
+    for r in res["resize"]:
+        t.add_row(r["file"], f"{r['full_ms']:.1f}", f"{r['at_decode_ms']:.1f}", f"{r['speedup']:.2f}x",
+                  f"{r['mean_abs_diff']:.2f}")  # fmt: skip
+    Console(width=200).print(t)
+
+
+def print_loader_table(res: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -159,13 +207,6 @@ def print_table(res: dict) -> None:
             f"{r['pipeline_clips_per_s']:.1f}", neck,
         )  # fmt: skip
     Console(width=200).print(t)
-    t = Table(title="reading 9 uniformly sampled frames of a 250-frame 340x256 H.264 file")
-    for col in ("file", "sequential ms", "seeking ms", "sequential / seeking", "same frames"):
-        t.add_column(col, justify="left" if col == "file" else "right")
-    for r in res["decode"]:
-        t.add_row(r["file"], f"{r['sequential_ms']:.1f}", f"{r['seeking_ms']:.1f}", f"{r['speedup']:.2f}x",
-                  "yes" if r["same_frames"] else "NO")  # fmt: skip
-    Console(width=200).print(t)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,9 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=6, help="timed batches per measurement")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--decode-only", action="store_true", help="only the decoding rows (no model, no loader)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     a = p.parse_args(argv)
-    res = run(a.model, a.data, a.batch, a.batches, a.workers, a.threads)
+    if a.decode_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            res = {"decode": decode_rows(Path(tmp)), "resize": resize_rows(Path(tmp))}
+    else:
+        res = run(a.model, a.data, a.batch, a.batches, a.workers, a.threads)
     if a.json:
         print(json.dumps(res, indent=2))
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from vidconv_edge.data import decode
@@ -98,3 +99,53 @@ def test_resize_while_decoding(tmp_path):
     for i, f in enumerate(full):
         Image.fromarray(f).save(folder / f"img_{i:05d}.png")
     assert read_frames(folder, [1], size=(32, 24)).shape == (1, 24, 32, 3)
+
+
+def smooth_video(path: Path, w: int, h: int, n: int = 12) -> Path:
+    """A moving colour gradient: resizing before or after the crop gives nearly the same pixels."""
+    y, x = np.mgrid[0:h, 0:w]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            img = np.stack([(x + 3 * i) % 256, (y * 2) % 256, ((x + y) // 2 + i) % 256], -1).astype(np.uint8)
+            c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        c.mux(s.encode())
+    return path
+
+
+def test_the_dataset_decodes_large_frames_straight_to_its_short_side(tmp_path, monkeypatch):
+    from vidconv_edge.data import dataset as ds_module
+    from vidconv_edge.data.dataset import VideoClipDataset
+
+    big, small = smooth_video(tmp_path / "big.mp4", 160, 120), smooth_video(tmp_path / "small.mp4", 40, 30)
+    items = [(str(big), 0), (str(small), 1)]
+    plain = VideoClipDataset(items, clip_len=4, size=32, train=False, stride_range=(2, 2))
+    fast = VideoClipDataset(items, clip_len=4, size=32, train=False, stride_range=(2, 2), resize_at_decode=True)
+    assert fast.transform.short_side == 37
+    assert fast.decode_size(str(big)) == (49, 37)  # 160x120 scaled by 37/120
+    assert fast.decode_size(str(small)) is None and plain.decode_size(str(big)) is None  # never upscaled; off
+    sizes = []
+    real = ds_module.read_frames
+    monkeypatch.setattr(ds_module, "read_frames", lambda p, i, size=None: sizes.append(size) or real(p, i, size))
+    a, b = plain[0][0], fast[0][0]
+    assert sizes == [None, (49, 37)]
+    assert a.shape == b.shape == (4, 3, 32, 32)
+    assert (a.float() - b.float()).abs().mean() < 3  # the same view, resampled in another order
+    assert torch.equal(plain[1][0], fast[1][0])  # a small video is decoded as it is
+
+
+def test_resize_at_decode_reaches_both_datasets_from_the_recipe(tmp_path):
+    from vidconv_edge.data.dataset import build_datasets
+    from vidconv_edge.spec import InputSpec
+
+    for name in ("a", "b"):
+        for k in range(5):
+            (tmp_path / name).mkdir(exist_ok=True)
+            smooth_video(tmp_path / name / f"{k}.mp4", 64, 48, n=6)
+    options = {"resize_at_decode": True, "stride_range": (1, 1)}
+    train, val, _ = build_datasets(tmp_path, InputSpec(frames=4, size=32), **options)
+    assert train.resize_at_decode and val.resize_at_decode
+    assert train.decode_size(train.path(0)) == (49, 37)
+    train, val, _ = build_datasets(tmp_path, InputSpec(frames=4, size=32), stride_range=(1, 1))
+    assert not train.resize_at_decode and val.decode_size(val.path(0)) is None

@@ -34,6 +34,8 @@ class VideoClipDataset(Dataset):
     multi-hot float vector.
     Unreadable videos are skipped with a ``CorruptVideoWarning`` (another video is returned) and
     counted in ``failures`` (shared by DataLoader workers); if every video fails, a UserError.
+    ``resize_at_decode``: frames larger than the transform's short side are decoded straight to it (less to
+    convert and crop on large videos; pixels differ slightly from cropping the full-size frames).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class VideoClipDataset(Dataset):
         order: str = "normal",
         seed: int = 0,
         num_classes: int | None = None,
+        resize_at_decode: bool = False,
     ):
         self.items = [(str(p), tuple(int(c) for c in y) if isinstance(y, (tuple, list)) else int(y)) for p, y in items]
         if num_classes is None and any(isinstance(y, tuple) for _, y in self.items):
@@ -73,6 +76,7 @@ class VideoClipDataset(Dataset):
             flip_map=dict(flip_map or {}), randaugment=tuple(randaugment) if randaugment else None, crops=crops,
         )  # fmt: skip
         self.transform = ClipTransform(size, train, opts)
+        self.resize_at_decode = resize_at_decode
         self._failed = torch.zeros(len(self.items), dtype=torch.bool).share_memory_()
 
     def __len__(self) -> int:
@@ -116,7 +120,7 @@ class VideoClipDataset(Dataset):
             idx = idx[:, ::-1]
         elif self.order == "shuffle":
             idx = np.stack([row[rng.permutation(len(row))] for row in idx])
-        frames = torch.from_numpy(read_frames(path, idx.reshape(-1))).permute(0, 3, 1, 2)
+        frames = torch.from_numpy(read_frames(path, idx.reshape(-1), self.decode_size(path))).permute(0, 3, 1, 2)
         clips = frames.reshape(idx.shape[0], idx.shape[1], *frames.shape[1:])
         if self.train:
             clip, label = self.transform(clips[0], label, rng)
@@ -125,6 +129,15 @@ class VideoClipDataset(Dataset):
         if self.views == (1, 1):
             return views[0], self._target(label)
         return torch.cat([v if v.dim() == 5 else v[None] for v in views]), self._target(label)
+
+    def decode_size(self, path: str) -> tuple[int, int] | None:
+        """(width, height) to decode ``path`` at: its frames scaled to the transform's short side when
+        ``resize_at_decode`` and they are larger (the transform would shrink them anyway), else None."""
+        if not self.resize_at_decode or Path(path).is_dir():
+            return None
+        info = video_info(path)
+        f = self.transform.short_side / min(info.width, info.height)
+        return (round(info.width * f), round(info.height * f)) if f < 1 else None
 
     def _target(self, label: int | tuple[int, ...]) -> int | torch.Tensor:
         """A class index, or a multi-hot float vector for a multi-label item."""
@@ -142,7 +155,7 @@ class VideoClipDataset(Dataset):
 
 _OPTION_KEYS = {
     "sampling", "stride_range", "test_stride", "flip", "flip_map", "randaugment", "short_side",
-    "scales", "random_crop", "val_views", "val_order", "val_fraction", "seed", "multilabel",
+    "scales", "random_crop", "val_views", "val_order", "val_fraction", "seed", "multilabel", "resize_at_decode",
 }  # fmt: skip
 
 
@@ -176,7 +189,7 @@ def build_datasets(
     common = dict(
         clip_len=frames, size=size, sampling=options.get("sampling", "vidconv"),
         stride_range=tuple(options.get("stride_range", (8, 12))), test_stride=options.get("test_stride"),
-        short_side=options.get("short_side"), seed=seed, num_classes=len(names) if multilabel else None,
+        short_side=options.get("short_side"), resize_at_decode=bool(options.get("resize_at_decode", False)), seed=seed, num_classes=len(names) if multilabel else None,
     )  # fmt: skip
     if "scales" in options:
         common["scales"] = tuple(options["scales"])

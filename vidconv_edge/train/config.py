@@ -37,6 +37,7 @@ class DataConfig:
     flip_map: str | None = "auto"  # "auto": a flip swaps classes named left<->right, cw<->ccw; null: never
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)  # multi-scale crop, fractions of the short side
     short_side: int | None = None  # frames resized to this short side first (default size * 8 / 7)
+    resize_at_decode: bool = False  # decode large frames straight to short_side (faster; slightly other pixels)
     random_crop: bool = False
     randaugment: tuple[int, float] | None = None  # (num_ops, magnitude), e.g. [2, 9]; null: off
 

@@ -85,6 +85,7 @@ def eval_dataset(
         test_stride=data.test_stride,
         views=views or tuple(data.val_views),
         short_side=data.short_side,
+        resize_at_decode=data.resize_at_decode,
         seed=recipe.train.seed,
         num_classes=len(class_names) if multilabel else None,
     )
