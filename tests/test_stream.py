@@ -251,6 +251,26 @@ def test_merged_stats_pool_every_sources_recent_calls():
     np.testing.assert_allclose(total.percentiles(), np.percentile(recent, [50, 95]))
 
 
+def test_host_cost_per_frame_is_each_stages_total_over_the_frames():
+    from vidconv_edge.stream.stats import LatencyStats, host_cost_per_frame
+
+    decode, resize = LatencyStats(), LatencyStats()
+    for ms in (1.0, 2.0, 3.5):
+        decode.add(ms)
+    resize.add(0.123456)
+    assert host_cost_per_frame({"decode": decode, "resize": resize}, 4) == {"decode": 1.625, "resize": 0.0309}
+    assert host_cost_per_frame({"decode": decode}, 0) == {"decode": None}
+
+
+def test_latency_percentiles_cover_the_last_4096_calls_as_the_readme_says():
+    from vidconv_edge.stream.stats import LatencyStats
+
+    stats = LatencyStats()
+    for ms in [1000.0] * 10 + [1.0] * 4096:  # the slow first calls fall out of the window
+        stats.add(ms)
+    assert stats.percentiles() == (1.0, 1.0) and max(stats.recent) == 1.0 and stats.count == 4106
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_torch_backend_parts_equal_the_eager_model(name):
     """The backend runs the model traced and frozen: each part still equals the eager model, the early-net
