@@ -1,5 +1,7 @@
 """Held-out accuracy of the bundled models along the whole path, on the same clips: float, the board's precision
-(Brevitas, quantized by ``build-fpga`` itself) and FINN's python execution of the HW graph the build verified.
+(Brevitas: the bundled W8A4 form at W8A4, else what ``build-fpga`` quantized) and FINN's python execution of the
+HW graph the build verified. Builds are kept in ``--work`` per request (``benchmarks/fpga.py``'s ``built_or_kept``:
+the same folders as ``fpga.py --families`` with the same ``--work``).
 
 The clips: ``synth --task camera-motion --heldout`` over the built-in held-out footage (a street video and four
 photographs that no bundled model saw in training, checkpoint selection or calibration). Each with normal,
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -23,15 +24,6 @@ from pathlib import Path
 import torch
 
 from vidconv_edge.train.evaluate import ORDERS
-
-
-def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion ``p`` measured on ``n`` samples."""
-    if n == 0:
-        return (0.0, 1.0)
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def held_out_set(work: Path, per_class: int) -> Path:
@@ -50,19 +42,22 @@ def measure(model_name: str, checkpoint: Path, test: Path, work: Path, board: st
     """One model: float, quantized and HW-graph results with the three frame orders, plus the build's numbers."""
     from vidconv_edge.apps.artifacts import HwGraphModel
     from vidconv_edge.apps.default_model import frame_order_results
-    from vidconv_edge.hw.flow import build_fpga
     from vidconv_edge.models.loading import model_from_checkpoint
     from vidconv_edge.quant.model import quant_model_from_checkpoint
     from vidconv_edge.quant.pipeline import FINAL
+
+    from fpga import built_or_kept
+
+    from vidconv_edge.assets import bundled_quantized
 
     row: dict = {"model": model_name, "checkpoint": str(checkpoint), "board": board, "precision": precision}
     model, ckpt = model_from_checkpoint(checkpoint)
     t0 = time.time()
     row["float"] = frame_order_results(model, ckpt, test, test / "test.txt", 0)
-    build = work / f"build_{model_name}_{board}_{precision}"
-    report = build_fpga(checkpoint, board, build, precision=precision, log=lambda _m: None)
+    report, build, _ = built_or_kept(checkpoint, board, precision, 30.0, work / f"{model_name}_{board}")
     row["build"] = {k: report.get(k) for k in ("fits", "verified", "estimated_fps", "utilization", "design")}
-    qmodel, qckpt = quant_model_from_checkpoint(build / "quant" / FINAL)  # what the build quantized and lowered
+    quantized = bundled_quantized(checkpoint, precision) or build / "quant" / FINAL  # what the build lowered
+    qmodel, qckpt = quant_model_from_checkpoint(quantized)
     row["quantized"] = frame_order_results(qmodel, {**qckpt, "recipe": ckpt["recipe"]}, test, test / "test.txt", 0)
     hw = HwGraphModel(build)
     row["hw_graph"] = frame_order_results(hw, {**hw.meta, "recipe": ckpt["recipe"]}, test, test / "test.txt", 0, hw_orders)
@@ -74,6 +69,8 @@ def print_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from vidconv_edge.train.metrics import wilson_interval
+
     table = Table(title="held-out camera-motion clips: top-1 (95% interval)")
     for col in ("model", "graph", "clips", "normal", "reversed", "shuffled", "reversed -> pair"):
         table.add_column(col, justify="left" if col in ("model", "graph") else "right")
@@ -81,7 +78,7 @@ def print_table(rows: list[dict]) -> None:
         for kind in ("float", "quantized", "hw_graph"):
             r = row[kind]
             n = r["normal"]["num_samples"]
-            lo, hi = wilson(r["normal"]["top1"], n)
+            lo, hi = wilson_interval(round(r["normal"]["top1"] * n), n)
             label = {"float": "float (torch)", "quantized": f"{row['precision']} (Brevitas)", "hw_graph": f"{row['precision']} HW graph (FINN)"}[kind]
             cell = lambda o: f"{100 * r[o]['top1']:.1f}%" if o in r else "-"  # noqa: E731
             pair = "-" if r.get("reverse_to_pair") is None else f"{100 * r['reverse_to_pair']:.1f}%"

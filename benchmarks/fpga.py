@@ -104,7 +104,7 @@ def run(args) -> list[dict]:
 
 def family_accuracy(model_name: str, float_ckpt: Path, quantized: Path, build: Path, test: Path) -> dict:
     """Held-out top-1 (normal order) of the float model, the quantized one and the build's HW graph."""
-    from accuracy import wilson
+    from vidconv_edge.train.metrics import wilson_interval
 
     from vidconv_edge.apps.artifacts import HwGraphModel
     from vidconv_edge.apps.default_model import frame_order_results
@@ -121,7 +121,7 @@ def family_accuracy(model_name: str, float_ckpt: Path, quantized: Path, build: P
     out = {}
     for kind, (model, ckpt) in models.items():
         r = frame_order_results(model, ckpt, test, test / "test.txt", 0, ("normal",))["normal"]
-        out[kind] = {"top1": r["top1"], "clips": r["num_samples"], "interval": wilson(r["top1"], r["num_samples"])}
+        out[kind] = {"top1": r["top1"], "clips": r["num_samples"], "interval": wilson_interval(round(r["top1"] * r["num_samples"]), r["num_samples"])}
     out["float"] = _FLOAT.setdefault(float_ckpt, out.get("float"))
     return out
 

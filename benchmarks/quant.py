@@ -69,7 +69,7 @@ def _profile(path: Path, x: np.ndarray, runs: int, threads: int) -> dict[str, fl
 
 def _print_profiles(profiles: dict[str, dict[str, float]]) -> None:
     ops = sorted({op for p in profiles.values() for op in p}, key=lambda op: -max(p.get(op, 0) for p in profiles.values()))
-    print(f"  ORT kernel time per op type, us/clip: " + " | ".join(profiles))
+    print("  ORT kernel time per op type, us/clip: " + " | ".join(profiles))
     for op in ops:
         print(f"    {op:22s}" + "".join(f" {p.get(op, 0.0):10.1f}" for p in profiles.values()))
     print(f"    {'total':22s}" + "".join(f" {sum(p.values()):10.1f}" for p in profiles.values()))
