@@ -44,7 +44,7 @@ def camera_clips(work: Path, ckpt: dict, per_class: int, heldout: bool, seed: in
 
 def calibrated(ckpt: dict, mix: str, calib: torch.Tensor) -> torch.nn.Module:
     """The checkpoint's model quantized at ``mix`` and PTQ-calibrated on ``calib`` (uint8 clips)."""
-    from vidconv_edge.checkpoint import model_from_checkpoint
+    from vidconv_edge.models.loading import model_from_checkpoint
     from vidconv_edge.quant.bits import parse_mix
     from vidconv_edge.quant.calibrate import calibrate
     from vidconv_edge.quant.model import quantize_model
