@@ -474,7 +474,9 @@ def test_quantize_calibration_qat_report_and_verify(synth, tmp_path):
     v = verify_exports(f.eval(), q, clips, tmp_path / "run", ckpt["class_names"])
     assert v["qonnx_vs_brevitas"]["steps"] == v["qdq_vs_brevitas"]["steps"] == 0  # measured: exact
     assert v["qdq_int8_kernels_vs_brevitas"]["within_one_step"]  # ORT's requantization rounding: see the bound test
-    assert v["top1_agreement_pct"] == dict.fromkeys(v["top1_agreement_pct"], 100.0)
+    agreement = v["top1_agreement_pct"]  # float vs quantized on trained weights: the bundled W8A4 test in test_train
+    assert agreement["qonnx_vs_qdq"] == 100.0  # this barely trained model's top-2 logits lie within a few steps
+    assert agreement["float_vs_brevitas"] == agreement["float_vs_qonnx"] == agreement["float_vs_qdq"]
 
 
 def test_cli_bad_input_exit_2(synth, tmp_path, capsys):
