@@ -167,7 +167,7 @@ def built_or_kept(source: Path, board: str, precision: str, target_fps: float, o
     with contextlib.redirect_stdout(sys.stderr):
         r = build_fpga(source, board, out, target_fps=target_fps, strict_verify=False, precision=precision,
                        log=lambda _m: None)  # fmt: skip
-    kept.write_text(json.dumps(request))
+    _write_json(kept, request)
     return r, out, time.perf_counter() - t0
 
 
@@ -179,8 +179,16 @@ def kept_accuracy(build: Path, test: Path, measure) -> dict:
     if kept.is_file() and json.loads(kept.read_text())["key"] == key:
         return json.loads(kept.read_text())["accuracy"]
     accuracy = measure()
-    kept.write_text(json.dumps({"key": key, "accuracy": accuracy}))
+    _write_json(kept, {"key": key, "accuracy": accuracy})
     return accuracy
+
+
+def _write_json(path: Path, data) -> None:
+    """``data`` to ``path`` through a temporary file: an interrupted run never leaves half a record to reuse."""
+    from vidconv_edge.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data))
 
 
 def run_families(args) -> list[dict]:
