@@ -145,3 +145,37 @@ def test_read_metadata_errors(tmp_path):
     torch.onnx.export(nn.ReLU(), (torch.zeros(1, 2),), str(bare), dynamo=False)
     with pytest.raises(UserError, match="no vidconv-edge metadata"):
         read_metadata(bare)
+
+
+@pytest.mark.parametrize("op", ["Conv", "ConvInteger", "AveragePool", "MaxPool"])
+def test_check_names_every_spatial_op_with_a_kernel_that_is_not_2d(op):
+    """The check reads kernel_shape: one node per spatial op (convs with a 1x1 weight input), a 3D kernel."""
+    elem = TensorProto.UINT8 if op == "ConvInteger" else TensorProto.FLOAT
+    out = TensorProto.INT32 if op == "ConvInteger" else TensorProto.FLOAT
+    x = helper.make_tensor_value_info("x", elem, [1, 2, 4, 4])
+    y = helper.make_tensor_value_info("y", out, [1, 2, 4, 4])
+    w = helper.make_tensor_value_info("w", elem, [2, 2, 1, 1])
+    conv = op in ("Conv", "ConvInteger")
+
+    def graph(kernel: list[int]):
+        node = helper.make_node(op, ["x", "w"] if conv else ["x"], ["y"], name="n0", kernel_shape=kernel)
+        return helper.make_model(helper.make_graph([node], "g", [x, w] if conv else [x], [y]))
+
+    assert plain_2d_violations(graph([1, 1])) == []
+    assert f"node 0 'n0': {op} with a 3D kernel" in plain_2d_violations(graph([1, 1, 1]))
+
+
+def test_check_lists_twenty_violations_and_counts_the_rest():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+    nodes = [helper.make_node("Einsum", ["x"], [f"t{i}"], name=f"e{i}", equation="ij->ij") for i in range(23)]
+    outs = [helper.make_tensor_value_info(f"t{i}", TensorProto.FLOAT, [1, 2]) for i in range(23)]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], outs))
+    with pytest.raises(NotPlain2DError) as err:
+        check_plain_2d(model)
+    lines = str(err.value).splitlines()
+    assert lines[0] == "graph is not plain 2D with static shapes:"
+    assert lines[1] == "  node 0 'e0': op Einsum is not a plain 2D op" and len(lines) == 22
+    assert lines[-1] == "  ... and 3 more"
+    unnamed = helper.make_model(helper.make_graph([helper.make_node("Einsum", ["x"], ["t0"], equation="ij->ij")], "g",
+                                                  [x], outs[:1]))  # fmt: skip
+    assert plain_2d_violations(unnamed) == ["node 0 'Einsum': op Einsum is not a plain 2D op"]

@@ -33,6 +33,13 @@ def test_unsanitized_execution_equals_qonnx_sanitized_execution_and_restores_the
         np.testing.assert_array_equal(ours, reference)
 
 
+def test_a_value_the_user_set_for_sanitize_survives_the_execution(monkeypatch):
+    monkeypatch.setenv("SANITIZE_QUANT_TENSORS", "1")
+    graph = HwGraph(LATER)
+    graph(_input(graph, 0))
+    assert os.environ["SANITIZE_QUANT_TENSORS"] == "1"
+
+
 def test_a_tensor_off_its_integer_datatype_is_an_error_naming_it():
     graph = HwGraph(LATER)
     context = execute_onnx(graph.model, {graph.input: _input(graph, 0)}, True)

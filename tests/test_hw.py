@@ -437,6 +437,37 @@ def test_float64_reference_rounds_what_float32_turns_into_a_tie(tmp_path):
     assert run_qonnx_float64(tmp_path / "exact.onnx", x).ravel().tolist() == [2.0, 2.0]
 
 
+def test_cast_float_tensors_casts_only_float_tensors_and_leaves_the_model_unchanged():
+    from onnx import TensorProto, numpy_helper
+
+    from vidconv_edge.hw.precision import cast_float_tensors
+
+    model = _conv_quant_graph([2.5, 1e-7])
+    model.graph.initializer.append(numpy_helper.from_array(np.asarray([1, -1], dtype=np.int64), "shape"))
+    doubled = cast_float_tensors(model, TensorProto.DOUBLE)
+    types = {t.name: t.data_type for t in doubled.graph.initializer}
+    assert types == {"w": TensorProto.DOUBLE, "s": TensorProto.DOUBLE, "z": TensorProto.DOUBLE,
+                     "b": TensorProto.DOUBLE, "shape": TensorProto.INT64}  # fmt: skip
+    assert numpy_helper.to_array(doubled.graph.initializer[0]).ravel().tolist() == [2.5, np.float32(1e-7)]
+    assert {vi.type.tensor_type.elem_type for vi in [*doubled.graph.input, *doubled.graph.output]} == {11}
+    assert model.graph.initializer[0].data_type == TensorProto.FLOAT  # a copy: the input is untouched
+
+
+def test_thresholds_in_float64_holds_finns_default_dtype_only_inside():
+    import finn.transformation.qonnx.qonnx_activation_handlers as handlers
+
+    from vidconv_edge.hw.precision import thresholds_in_float64
+
+    before = handlers.np_default_dtype
+    assert before is np.float32
+    with thresholds_in_float64():
+        assert handlers.np_default_dtype is np.float64
+    assert handlers.np_default_dtype is before
+    with pytest.raises(RuntimeError), thresholds_in_float64():
+        raise RuntimeError("a conversion fails")
+    assert handlers.np_default_dtype is before
+
+
 # ------------------------------------------------------------------------------- part formats, deploy
 
 

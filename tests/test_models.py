@@ -79,6 +79,41 @@ def test_edge_model_macs_are_the_readme_counts():
     assert profile_model(create_model("sevnet_edge")).macs == 120_437_248
 
 
+def test_profile_rows_add_up_and_a_streamed_frame_costs_one_early_frame_plus_the_later_net():
+    """What ``info`` prints: per-stage rows (integer MACs, params, output shapes) that sum to the clip's figures, and
+    per streamed frame one frame of the early-net (its stages' MACs / frames) plus the later-net on the collage."""
+    prof = profile_model(create_model("vic_edge"))
+    rows = {s.name: s for s in prof.stages}
+    assert list(rows) == ["stage1 (early)", "stage2 (early)", "stage3 (later)", "stage4 (later)", "head"]
+    assert sum(s.macs for s in prof.stages) == prof.macs and sum(s.params for s in prof.stages) == prof.params
+    assert all(type(s.macs) is int and s.macs > 0 for s in prof.stages)
+    assert [rows[n].output_shape for n in rows] == [[9, 16, 24, 24], [9, 32, 12, 12], [1, 64, 18, 18], [1, 128, 9, 9],
+                                                    [1, 10]]  # fmt: skip
+    early = rows["stage1 (early)"].macs + rows["stage2 (early)"].macs
+    later = prof.macs - early
+    assert early % 9 == 0 and prof.macs_per_streamed_frame == early // 9 + later == 43_526_144
+    assert type(prof.macs_per_streamed_frame) is int and prof.input_shape == [1, 9, 3, 96, 96]
+    sev = profile_model(create_model("sevnet_edge"))
+    assert sev.macs_per_streamed_frame is None  # no frame buffer: every output runs the whole clip
+    assert [s.output_shape for s in sev.stages][0] == [8, 16, 48, 48] and sev.stages[-1].output_shape == [1, 10]
+    assert sum(s.macs for s in sev.stages) == sev.macs and sev.to_dict()["stages"][0]["name"] == "stem"
+
+
+def test_profile_table_prints_every_stage_and_the_total():
+    from rich.console import Console
+
+    from vidconv_edge.models.analysis import profile_table
+
+    console = Console(record=True, width=120)
+    console.print(profile_table(profile_model(create_model("vic_edge")), "vic_edge"))
+    text = console.export_text()
+    assert "vic_edge" in text and "stage3 (later)" in text and "(1, 64, 18, 18)" in text
+    assert "0.026G" in text and "0.083M" in text  # stage3: 25,961,472 MACs, 82,560 params
+    assert "total" in text and "0.273M" in text and "0.074G" in text and "10 classes" in text
+    for col in ("stage", "params", "MACs", "output"):
+        assert col in text
+
+
 def test_edge_models_input_spec():
     """README: vic_edge 9x96^2, sevnet_edge 8x96^2 (counts: test_params_are_the_readme_counts)."""
     specs = {name: create_model(name).input_spec for name in ("vic_edge", "sevnet_edge")}
@@ -207,3 +242,75 @@ def test_sevnet_shapes_and_any_group_width():
         assert model(torch.randn(2, 4, 3, 64, 64)).shape == (2, 7)
     with pytest.raises(UserError, match="shape"):
         model(torch.randn(2, 5, 3, 64, 64))
+
+
+# ------------------------------------------------------------------ options, defaults and stochastic depth
+
+
+def test_drop_path_drops_whole_samples_and_rescales_only_in_training():
+    from vidconv_edge.models.layers import DropPath
+
+    x = torch.ones(4000, 2, 3, 3)
+    torch.manual_seed(0)
+    train = DropPath(0.25).train()(x)
+    per_sample = train.flatten(1)
+    assert per_sample.unique().tolist() == [0.0, torch.tensor(4 / 3).item()]  # kept samples scaled by 1 / (1 - p)
+    assert (per_sample == per_sample[:, :1]).all()  # one draw per sample, not per element
+    assert abs((per_sample[:, 0] == 0).float().mean().item() - 0.25) < 0.03
+    assert torch.equal(DropPath(0.25).eval()(x), x) and torch.equal(DropPath(0.0).train()(x), x)
+
+
+def test_models_are_deterministic_in_training_unless_asked_for_stochastic_depth():
+    """The edge models and the configs' defaults use no stochastic depth; ViC-T's paper recipe does (0.25)."""
+    from vidconv_edge.models.sevnet import SEVNetConfig
+    from vidconv_edge.models.vidconv import VidConvConfig
+    from vidconv_edge.spec import IMAGENET_MEAN, IMAGENET_STD
+
+    assert VidConvConfig().drop_path_rate == 0.0 and VidConvConfig().drop_rate == 0.0
+    for cfg in (VidConvConfig(), SEVNetConfig()):
+        assert (cfg.mean, cfg.std) == (IMAGENET_MEAN, IMAGENET_STD)
+    assert SEVNetConfig().group_width == 8 and SEVNetConfig().depths == (3, 4, 6, 3)
+    model = create_model("vic_edge").train()
+    clip = torch.randn(2, 9, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.equal(model(clip), model(clip))
+    assert create_model("vic_tiny").cfg.drop_path_rate == 0.25
+
+
+def test_model_options_given_as_lists_become_tuples_and_bad_shapes_are_refused():
+    model = create_model("vic_edge", dims=[8, 16, 32, 64], depths=[1, 1, 1, 1], mean=[0.5, 0.5, 0.5], std=[0.2, 0.2, 0.2])
+    cfg = model.cfg
+    assert (cfg.dims, cfg.depths, cfg.mean, cfg.std) == ((8, 16, 32, 64), (1, 1, 1, 1), (0.5,) * 3, (0.2,) * 3)
+    assert model.config_dict()["dims"] == (8, 16, 32, 64)
+    with pytest.raises(UserError, match="dims and depths need 4 entries"):
+        create_model("vic_edge", dims=[8, 16, 32])
+    with pytest.raises(UserError, match="dims and depths need 4 entries"):
+        create_model("vic_edge", depths=[1, 1, 1])
+    assert create_model("vic_edge", layout=(2, 4), frames=8).cfg.layout == (2, 4)
+    with pytest.raises(UserError, match="frames 9 do not fill the layout 2x4"):
+        create_model("vic_edge", layout=(2, 4), frames=9)
+
+
+def test_stage_names_of_both_families():
+    assert list(create_model("sevnet_edge").stage_parts()) == ["stem", "stage2", "stage3", "stage4", "stage5", "head"]
+    assert create_model("sevnet_edge").stage_parts()["head"] == ["fc"]
+    assert list(create_model("vic_tiny", neck_dim=0).stage_parts())[-1] == "head"
+    assert create_model("vic_tiny").stage_parts()["neck"] == ["final_norm", "neck"]
+    assert create_model("sevnet_g8").name == "sevnet_g8" and create_model("vic_base").name == "vic_base"
+
+
+@pytest.mark.parametrize("layout", [(1, 5), (5, 1), (0, 3)])
+def test_collage_layouts_beyond_four_by_four_are_refused(layout):
+    with pytest.raises(UserError, match=f"frames layout {layout[0]}x{layout[1]} not supported"):
+        create_model("vic_edge", layout=layout)
+
+
+def test_paper_recipe_values_of_the_configs():
+    """ConvNeXt's LayerNorm eps 1e-6; stochastic depth 0.25 / 0.5 for ViC-T / ViC-B (the papers' recipes);
+    SEVNet options given as lists become tuples like VidConv's."""
+    from vidconv_edge.models.layers import make_norm
+
+    assert make_norm("ln", 8).eps == 1e-6
+    assert create_model("vic_base").cfg.drop_path_rate == 0.5
+    sev = create_model("sevnet_edge", depths=[1, 1, 1, 1], mean=[0.5, 0.4, 0.3], std=[0.1, 0.2, 0.3])
+    assert (sev.cfg.depths, sev.cfg.mean, sev.cfg.std) == ((1, 1, 1, 1), (0.5, 0.4, 0.3), (0.1, 0.2, 0.3))

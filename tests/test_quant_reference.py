@@ -1,5 +1,10 @@
 """The quantized models compute what ``tests/data/quant_reference.npz`` recorded (``scripts/make_quant_reference.py``):
-same state-dict keys, identical logits, bundled quantized checkpoints loading key for key."""
+same state-dict keys, the same logits, bundled quantized checkpoints loading key for key.
+
+Recorded on one machine; on another CPU float summation order differs in the last bits, which moves a
+calibrated scale or a rounding by a hair: on an AMD EPYC with AVX2, 9 of the 112 logits differ by one or two output
+steps (at most 1.6% of the largest logit), the others by < 1e-6. So logits must agree within 2% of the largest
+logit, and every clip's top-1 must be the reference's; any change to the model's structure moves them far more."""
 
 from __future__ import annotations
 
@@ -45,7 +50,10 @@ def test_same_cases_as_the_reference(computed):
 def test_keys_and_logits_equal_the_reference(computed, case):
     ref = np.load(REFERENCE)
     assert computed[f"{case}/keys"].tolist() == ref[f"{case}/keys"].tolist()
-    assert np.array_equal(computed[f"{case}/logits"], ref[f"{case}/logits"])
+    got, want = computed[f"{case}/logits"], ref[f"{case}/logits"]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=0.02 * np.abs(want).max())
+    assert got.argmax(1).tolist() == want.argmax(1).tolist()
 
 
 @pytest.mark.parametrize("name", ["vic_edge", "sevnet_edge"])

@@ -97,6 +97,21 @@ def test_ring_returns_the_last_entries_oldest_first():
     assert ring.window().ravel().tolist() == [9, 9, 9, 9]
 
 
+def test_ring_of_one_and_the_errors_of_an_unfilled_ring():
+    one = FrameRing(1)
+    one.push(np.array([5]))
+    one.push(np.array([6]))
+    assert one.ready and one.window().ravel().tolist() == [6]
+    with pytest.raises(ValueError, match="ring length must be >= 1, got 0"):
+        FrameRing(0)
+    ring = FrameRing(3)
+    ring.push(np.array([1]))
+    with pytest.raises(RuntimeError, match="ring holds 1 of 3 entries"):
+        ring.window()
+    with pytest.raises(RuntimeError, match="ring holds 1 of 3 entries"):
+        ring.window_into([np.empty(1)] * 3)
+
+
 @pytest.mark.parametrize("layout", [(3, 3), (2, 4), (1, 3)])
 def test_collage_matches_the_model_layout(layout):
     model = create_model("vic_edge", img_size=64, layout=layout)
@@ -568,3 +583,46 @@ def test_quantized_checkpoint_streams_bit_exact(tmp_path):
     with torch.no_grad():
         whole = backend.model(torch.from_numpy(frames[-9:])[None])[0].numpy()
     np.testing.assert_array_equal(preds[-1].logits, whole)
+
+
+def test_fps_meter_over_its_last_frames(monkeypatch):
+    import vidconv_edge.stream.run as run_module
+
+    clock = iter([0.0, 0.5, 1.0, 1.5, 3.5])
+    monkeypatch.setattr(run_module.time, "perf_counter", lambda: next(clock))
+    meter = run_module._Fps(n=3)
+    assert meter.tick() is None  # one frame: no rate yet
+    assert meter.tick() == 2.0 and meter.tick() == 2.0
+    assert meter.tick() == 2.0  # the window keeps the last 3 frames
+    assert meter.tick() == 2 / 2.5
+    assert run_module._Fps().n == 30
+
+
+def test_overlay_text_of_a_prediction_and_a_softmax_that_never_overflows():
+    from vidconv_edge.stream.engine import Prediction, softmax
+    from vidconv_edge.stream.outputs import overlay_text
+
+    pred = Prediction(5, 0.2, np.zeros(3), [("pan_left", 0.912), ("static", 0.05)])
+    assert overlay_text(pred, (9, 9), None) == ["pan_left  91.2%"]
+    assert overlay_text(pred, (9, 9), 29.96) == ["pan_left  91.2%", "30.0 fps"]
+    p = softmax(np.array([1000.0, 0.0, 999.0]))
+    np.testing.assert_allclose(p, [1 / (1 + np.exp(-1000) + np.exp(-1)), 0.0, np.exp(-1) / (1 + np.exp(-1))], rtol=1e-6)
+
+
+@pytest.mark.parametrize("height,width", [(101, 203), (240, 320), (97, 97)])
+def test_eval_crop_box_is_integer_and_inside_the_frame(height, width):
+    from vidconv_edge.stream.preprocess import eval_crop_box
+
+    y0, x0, h, w = eval_crop_box(height, width, 64)
+    assert all(type(v) is int for v in (y0, x0, h, w))
+    assert 0 <= y0 and 0 <= x0 and y0 + h <= height and x0 + w <= width
+    short = min(height, width)
+    assert abs(min(h, w) - short * 7 / 8) <= 1.5  # the evaluation crop: 64 of the short side resized to 73
+    assert abs((y0 + h / 2) - height / 2) <= 2.5 and abs((x0 + w / 2) - width / 2) <= 2.5  # centred (floor offsets)
+
+
+def test_eval_crop_box_of_a_320x240_frame():
+    """Short side to 73 (320x240 -> 97x73), centre crop 64 at floor offsets (16, 4), mapped back (x 240/73)."""
+    from vidconv_edge.stream.preprocess import eval_crop_box
+
+    assert eval_crop_box(240, 320, 64) == (13, 53, 210, 210)

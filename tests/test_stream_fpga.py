@@ -462,3 +462,81 @@ def test_board_demo_rehearses_on_the_pc_with_finn_sim(build, video, tmp_path, ca
     assert "finn-sim" in capsys.readouterr().out
     assert demo.main(["--deploy", str(tmp_path / "nowhere"), "--source", str(video)]) == 2
     assert "no deploy bundle at" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- stream formats and backends
+
+
+def test_stream_datatypes_accepted_and_refused():
+    from vidconv_edge.stream.backends.packing import container_dtype, parse_datatype
+
+    assert parse_datatype("INT4") == (4, True) and parse_datatype("uint8") == (8, False)
+    assert parse_datatype("UINT1") == (1, False) and parse_datatype("INT32") == (32, True)
+    assert [container_dtype(n) for n in ("UINT8", "INT9", "UINT16", "INT17")] == [
+        np.dtype("uint8"), np.dtype("int16"), np.dtype("uint16"), np.dtype("int32")]  # fmt: skip
+    for bad in ("INT0", "UINT33", "BIPOLAR", "FLOAT32", "INT"):
+        with pytest.raises(ValueError, match=f"unsupported stream datatype '{bad}'"):
+            parse_datatype(bad)
+
+
+def test_stream_io_reads_a_missing_scale_as_one_and_refuses_a_zero_point():
+    from vidconv_edge.stream.backends.bundle import StreamIO
+
+    io = StreamIO.from_json({"shape": [1, 4, 4, 8], "datatype": "UINT4"}, "report.json", "input")
+    assert io.scale == 1.0 and io.folded_shape == (1, 4, 4, 1, 8)
+    assert StreamIO.from_json({"shape": [1, 8], "datatype": "INT8", "scale": 0.5}, "r", "o").scale == 0.5
+    with pytest.raises(ValueError, match="zero_point 3"):
+        StreamIO.from_json({"shape": [1, 8], "datatype": "INT8", "zero_point": 3}, "r", "o")
+    with pytest.raises(UserError, match="report.json: field 'input.datatype' is missing"):
+        StreamIO.from_json({"shape": [1, 8]}, "report.json", "input")
+
+
+def test_backend_inferred_from_what_the_path_holds(tmp_path):
+    from vidconv_edge.stream.backends import infer_backend
+
+    assert infer_backend(None) == "torch" and infer_backend(tmp_path / "m.onnx") == "onnxruntime"
+    folder = tmp_path / "build"
+    folder.mkdir()
+    assert infer_backend(folder) == "torch"  # nothing in it says what it is
+    (folder / "report.json").write_text("{}")
+    assert infer_backend(folder) == "finn-sim"
+    assert infer_backend(tmp_path / "report.json") == "torch"  # a file, not a build folder
+    (folder / "manifest.json").write_text("{}")
+    assert infer_backend(folder) == "pynq" and infer_backend(folder / "manifest.json") == "pynq"
+    (folder / "early.onnx").write_text("")
+    assert infer_backend(folder) == "onnxruntime"
+
+
+def test_to_stream_rounds_scales_and_saturates_at_the_datatype_range():
+    from vidconv_edge.stream.backends.bundle import StreamIO
+    from vidconv_edge.stream.backends.integer import to_stream
+
+    values = np.array([-300.0, -8.5, -7.6, 0.5, 1.5, 6.6, 7.5, 300.0])
+    signed = to_stream(values, StreamIO((8,), "INT4", 1.0, (1, 8)))
+    assert signed.tolist() == [-8, -8, -8, 0, 2, 7, 7, 7] and signed.dtype == np.int8
+    unsigned = to_stream(values, StreamIO((8,), "UINT4", 1.0, (1, 8)))
+    assert unsigned.tolist() == [0, 0, 0, 0, 2, 7, 8, 15] and unsigned.dtype == np.uint8
+    assert to_stream(np.array([3.0, 255.0]), StreamIO((2,), "UINT8", 2.0, (1, 2))).tolist() == [2, 128]
+    assert to_stream(np.array([1e6]), StreamIO((1,), "INT9", 1.0, (1, 1))).tolist() == [255]
+
+
+def test_stack_frames_pads_each_frame_to_its_pitch():
+    from vidconv_edge.stream.backends.integer import stack_frames
+
+    frames = np.arange(2 * 2 * 3 * 1).reshape(2, 2, 3, 1) + 1
+    out = stack_frames(frames, pitch=3)
+    assert out.shape == (1, 6, 3, 1) and out.dtype == frames.dtype
+    assert out[0, :, :, 0].tolist() == [[1, 2, 3], [4, 5, 6], [0, 0, 0], [7, 8, 9], [10, 11, 12], [0, 0, 0]]
+
+
+def test_the_accelerator_is_fed_the_raw_pixels_of_every_channel():
+    """The bundle's input spec (kept free of torch for the board) is the quantized model's pixel spec, and the
+    preprocessing then hands the accelerator each channel's pixel values unchanged."""
+    from vidconv_edge.quant.layers import PIXEL_MEAN, PIXEL_STD
+
+    spec = open_backend(TINY, "finn-sim").input_spec
+    assert (spec.mean, spec.std) == (PIXEL_MEAN, PIXEL_STD)
+    image = np.zeros((spec.size, spec.size, 3), np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 7, 130, 255
+    out = Preprocessor(spec, resize="pil")(image)
+    assert [np.unique(c).tolist() for c in out] == [[7.0], [130.0], [255.0]]
