@@ -144,11 +144,10 @@ def baseline(work: Path, test_files: list[str], targets: list[str]) -> tuple[dic
         sys.exit(f"mutation.py: the baseline tests fail on the unmutated tree:\n{done.stdout[-3000:]}")
     seconds: dict[str, float] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
-        *package, module = case.get("classname", "").split(".")
-        parts = module.split("::") if "::" in module else [module]
-        path, classes = "/".join(package + [parts[0]]), parts[1:]
-        if path.split("/")[-1][:1].isupper():  # a test class: classname is tests.test_x.TestY
-            path, classes = "/".join(package), [parts[0]]
+        *package, last = case.get("classname", "").split(".")
+        path, classes = "/".join([*package, last]), []
+        if last[:1].isupper():  # a test class: classname is tests.test_x.TestY
+            path, classes = "/".join(package), [last]
         seconds["::".join([path + ".py", *classes, case.get("name")])] = float(case.get("time", 0))
     from coverage import CoverageData
 
@@ -161,24 +160,43 @@ def baseline(work: Path, test_files: list[str], targets: list[str]) -> tuple[dic
     return lines, seconds
 
 
-def function_body_lines(module: str) -> set[int]:
-    """The (1-based) lines inside function bodies; every other line runs when the module is imported."""
-    inside: set[int] = set()
-    for node in ast.walk(ast.parse((ROOT / module).read_text())):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            inside.update(range(node.body[0].lineno, node.end_lineno + 1))
-    return inside
+class ModuleShape:
+    """What the runner needs from a module's syntax tree, parsed once: the lines inside function bodies (every
+    other line runs when the module is imported), each statement's first line, and each function's names."""
 
+    def __init__(self, module: str):
+        self.module = module
+        tree = ast.parse((ROOT / module).read_text())
+        self.tree = tree
+        self.functions: list[tuple[set[str], range]] = []  # (names its body uses, ``x`` and ``.x``; its body lines)
+        self.starts: dict[int, int] = {}  # line -> first line of the innermost statement holding it
+        for node in ast.walk(tree):  # outer nodes first, inner ones later
+            if isinstance(node, ast.stmt):
+                self.starts.update(dict.fromkeys(range(node.lineno, node.end_lineno + 1), node.lineno))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+                used |= {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+                self.functions.append((used, range(node.body[0].lineno, node.end_lineno + 1)))
+        self.body = {n for _, lines in self.functions for n in lines}
 
-def _function_spans(tree: ast.AST) -> list[tuple[set[str], range]]:
-    """Every function of the module: the names its body uses (``x`` and ``.x``) and the lines of its body."""
-    spans = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-            used |= {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
-            spans.append((used, range(node.body[0].lineno, node.end_lineno + 1)))
-    return spans
+    def statement_start(self, line: int) -> int:
+        """Coverage records a statement that spans several lines (a long literal, a call) on its first line only."""
+        return self.starts.get(line, line)
+
+    def import_time_scope(self, line: int) -> set[int]:
+        """The lines whose tests can see a change to ``line``, which runs at import: the body of the function it
+        decorates or defines a default of, or every function body that uses a name it defines (for a line in a
+        class body: the class's name too). Empty if the module itself uses none of them."""
+        stmt = next((s for s in self.tree.body if s.lineno <= line <= s.end_lineno), None)
+        names: set[str] = set()
+        while stmt is not None:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                return set(range(stmt.body[0].lineno, stmt.end_lineno + 1))
+            names |= _defined_names(stmt)
+            if not isinstance(stmt, ast.ClassDef):
+                break
+            stmt = next((s for s in stmt.body if s.lineno <= line <= s.end_lineno), None)
+        return {n for used, body in self.functions if used & names for n in body}
 
 
 def _defined_names(stmt: ast.stmt) -> set[str]:
@@ -188,44 +206,17 @@ def _defined_names(stmt: ast.stmt) -> set[str]:
     return {n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)}
 
 
-def import_time_scope(module: str, line: int) -> set[int]:
-    """The lines whose tests can see a change to ``line``, which runs at import: the body of the function it
-    decorates or defines a default of, or every function body that uses a name it defines (for a line in a class
-    body: the class's name too). Empty if the module itself uses none of them."""
-    tree = ast.parse((ROOT / module).read_text())
-    stmt = next((s for s in tree.body if s.lineno <= line <= s.end_lineno), None)
-    names: set[str] = set()
-    while stmt is not None:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            return set(range(stmt.body[0].lineno, stmt.end_lineno + 1))
-        names |= _defined_names(stmt)
-        if not isinstance(stmt, ast.ClassDef):
-            break
-        stmt = next((s for s in stmt.body if s.lineno <= line <= s.end_lineno), None)
-    return {n for used, body in _function_spans(tree) if used & names for n in body}
-
-
-def statement_start(module: str, line: int) -> int:
-    """The first line of the innermost statement holding ``line``: coverage records a statement that spans several
-    lines (a long literal, a call over many lines) on its first line only."""
-    start = line
-    for node in ast.walk(ast.parse((ROOT / module).read_text())):  # outer statements first, inner ones later
-        if isinstance(node, ast.stmt) and node.lineno <= line <= node.end_lineno:
-            start = node.lineno
-    return start
-
-
-def tests_for(mutant: Mutant, lines: dict[int, list[str]], body: set[int]) -> list[str] | None:
+def tests_for(mutant: Mutant, lines: dict[int, list[str]], shape: ModuleShape) -> list[str] | None:
     """The node ids that execute the mutant's line, None if nothing runs it. A line that runs at import (coverage
     gives it to whichever test imported the module first) gets the tests of its ``import_time_scope``, or, if the
     module does not use what it defines, every test that executes any line of the module."""
     line = mutant.line_number + 1
-    nodes = lines.get(line) or lines.get(statement_start(mutant.module, line))
+    nodes = lines.get(line) or lines.get(shape.statement_start(line))
     if not nodes:
         return None
-    if line in body:
+    if line in shape.body:
         return nodes
-    scope = {n for ln in import_time_scope(mutant.module, line) for n in lines.get(ln, [])}
+    scope = {n for ln in shape.import_time_scope(line) for n in lines.get(ln, [])}
     return sorted(scope or {n for ns in lines.values() for n in ns})
 
 
@@ -309,7 +300,7 @@ def run(args: argparse.Namespace) -> None:
         queue = []
         for module in targets:
             lines, seconds = coverage_by_files[tuple(groups[module])]
-            body = function_body_lines(module)
+            shape = ModuleShape(module)
             mutants = list_mutants(module)
             if args.sample < 1:
                 rng = random.Random(f"{args.seed}:{module}")  # per module: the same sample whatever else is run
@@ -318,7 +309,7 @@ def run(args: argparse.Namespace) -> None:
             for mutant in mutants:
                 if mutant.key in done or (args.survivors and mutant.key not in again):
                     continue
-                nodes = tests_for(mutant, lines[module], body)
+                nodes = tests_for(mutant, lines[module], shape)
                 if nodes is not None:
                     nodes = sorted(nodes, key=lambda n: seconds.get(n, 0.0))
                 files = {n.split("::")[0] for n in nodes or []}  # module fixtures count for the file's first test
