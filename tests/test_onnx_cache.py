@@ -58,6 +58,10 @@ def test_cache_key_is_the_content_and_the_folder_follows_the_environment(tmp_pat
     shutil.copy(tmp_path / "one.pt", tmp_path / "same.pt")  # another path, the same content
     one, same, other = (content_key(tmp_path / n) for n in ("one.pt", "same.pt", "other.pt"))
     assert one == same != other and len(one) == 64
+    version = onnx_cache.PARTS_VERSION
+    monkeypatch.setattr(onnx_cache, "PARTS_VERSION", version + 1)  # a new export format: a new folder
+    assert content_key(tmp_path / "one.pt") not in (one, other)
+    monkeypatch.setattr(onnx_cache, "PARTS_VERSION", version)
     assert cached_parts(tmp_path / "one.pt") == cached_parts(tmp_path / "same.pt") != cached_parts(tmp_path / "other.pt")
 
     monkeypatch.delenv("VIDCONV_EDGE_CACHE")

@@ -2,13 +2,14 @@
 
 - A Brevitas model: its conv -> BN pairs merged (integer weights unchanged), Brevitas QCDQ export
   (QuantizeLinear/DequantizeLinear with the model's own scales), initializers taken out of the graph
-  inputs so ORT constant-folds, then the exact rewrites of ``export.qdq_ort`` (uint8 activations, the
-  tile conv's output quantized, Flatten before DQ) so ORT fuses every DQ -> Conv/Gemm -> Q into
+  inputs so ORT constant-folds, then the exact rewrites of ``export.qdq_ort`` (uint8 activations and weights,
+  the tile conv's output quantized, Flatten before DQ) so ORT fuses every DQ -> Conv/Gemm -> Q into
   QLinearConv/QGemm. Same numbers as Brevitas, as written and in ORT's int8 kernels (within one output
   step): the Brevitas layers' biases are int32 on the accumulator grid, as ORT quantizes them.
 - A float model (the full ``vic_tiny``, ``sevnet_g8``, ...): the float ONNX export, then ORT
-  ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations) calibrated on ``calib``:
-  every Conv/MatMul/Gemm is int8; LayerNorm/GELU stay float.
+  ``quantize_static`` (QDQ, per-channel symmetric int8 weights, uint8 activations) calibrated on ``calib``,
+  its weights then stored as uint8 (``UnsignedWeights``, exact): every Conv/MatMul/Gemm is int8;
+  LayerNorm/GELU stay float.
 """
 
 from __future__ import annotations
@@ -90,7 +91,11 @@ def _quantize_float(model: torch.nn.Module, tmp: Path, part: str, calib: Iterabl
             op_types_to_quantize=list(INT8_OPS), per_channel=True, activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
         )  # fmt: skip
-    return onnx.load(str(tmp))
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from vidconv_edge.export.qdq_ort import UnsignedWeights
+
+    return ModelWrapper(onnx.load(str(tmp))).transform(UnsignedWeights(), cleanup=False).model
 
 
 def export_qdq(

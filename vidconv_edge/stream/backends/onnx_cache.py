@@ -1,6 +1,6 @@
 """The ONNX parts of a checkpoint for the onnxruntime backend, exported on first use and cached by content.
 
-``<cache>/onnx/<sha256 of the checkpoint file>/`` holds ``early.onnx``, ``later.onnx`` and ``full.onnx``
+``<cache>/onnx/<key>/`` (the key: sha256 of the parts' format version and the checkpoint file) holds ``early.onnx``, ``later.onnx`` and ``full.onnx``
 (float ONNX of a float checkpoint, QDQ int8 of a quantized one). ``<cache>`` is ``$VIDCONV_EDGE_CACHE``,
 else ``$XDG_CACHE_HOME/vidconv-edge``, else ``~/.cache/vidconv-edge``. A folder appears complete or not at all.
 """
@@ -17,6 +17,7 @@ from vidconv_edge.progress import write
 
 CACHE_ENV = "VIDCONV_EDGE_CACHE"
 PARTS = ("early", "later", "full")
+PARTS_VERSION = 2  # raised when the same checkpoint exports differently (2: QDQ weights stored as uint8)
 
 
 def cache_root() -> Path:
@@ -28,8 +29,8 @@ def cache_root() -> Path:
 
 
 def content_key(path: str | os.PathLike) -> str:
-    """The sha256 of the file's bytes."""
-    digest = hashlib.sha256()
+    """The sha256 of :data:`PARTS_VERSION` and the file's bytes: parts of an older export are never reused."""
+    digest = hashlib.sha256(f"vidconv-edge onnx parts v{PARTS_VERSION}\n".encode())
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
