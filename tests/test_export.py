@@ -179,3 +179,34 @@ def test_check_lists_twenty_violations_and_counts_the_rest():
     unnamed = helper.make_model(helper.make_graph([helper.make_node("Einsum", ["x"], ["t0"], equation="ij->ij")], "g",
                                                   [x], outs[:1]))  # fmt: skip
     assert plain_2d_violations(unnamed) == ["node 0 'Einsum': op Einsum is not a plain 2D op"]
+
+
+# The plain-2D contract (README "plain-2D export"): what a deploy graph may hold, listed here apart from the code
+PLAIN_2D_CONTRACT = [
+    "Conv", "Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Erf", "Gelu", "Tanh", "Pow", "Sqrt", "Clip",
+    "LayerNormalization", "BatchNormalization", "MatMul", "Gemm", "GlobalAveragePool", "AveragePool", "MaxPool",
+    "ReduceMean", "Softmax", "Reshape", "Transpose", "Slice", "Concat", "Pad", "Flatten", "Squeeze", "Unsqueeze",
+    "Identity", "Constant", "Split", "Quant", "BipolarQuant", "Trunc", "QuantizeLinear", "DequantizeLinear",
+    "QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul", "QLinearAdd", "QLinearMul",
+    "QLinearGlobalAveragePool", "MultiThreshold",
+]  # fmt: skip
+
+
+def _one_node_graph(op: str) -> onnx.ModelProto:
+    """One node of type ``op`` (in a domain of its own, so ONNX's shape inference does not check its inputs)."""
+    node = helper.make_node(op, ["x"], ["y"], name="n", domain="test.ops")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])])  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("test.ops", 1)])
+
+
+@pytest.mark.parametrize("op", PLAIN_2D_CONTRACT)
+def test_every_op_of_the_plain_2d_contract_is_accepted(op):
+    assert plain_2d_violations(_one_node_graph(op)) == []
+
+
+@pytest.mark.parametrize("op", ["LSTM", "Resize", "ConvTranspose", "Gather", "NonZero", "TopK", "Conv3D"])
+def test_ops_outside_the_contract_are_named(op):
+    assert plain_2d_violations(_one_node_graph(op)) == [f"node 0 'n': op {op} is not a plain 2D op"]
+    with pytest.raises(NotPlain2DError, match=f"^graph is not plain 2D with static shapes:\n  node 0 'n': op {op} is not"):
+        check_plain_2d(_one_node_graph(op))

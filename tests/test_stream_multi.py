@@ -131,3 +131,65 @@ def test_one_backend_serves_all_sources(videos, ckpt, monkeypatch):
     monkeypatch.setattr(backend, "early", counting)
     summary = run_streams(videos, backend, progress=False)
     assert calls["early"] == summary["total"]["frames_in"] == 34
+
+
+def test_summary_fields_and_units(videos, ckpt, tmp_path):
+    summary = run_streams(videos, ckpt, jsonl=tmp_path / "o.jsonl", progress=False)
+    assert set(summary) == {"backend", "model", "sources", "total", "elapsed_s", "interrupted", "jsonl"}
+    assert summary["jsonl"] == str(tmp_path / "o.jsonl") and summary["interrupted"] is False
+    assert run_streams(videos[:1], ckpt, progress=False)["jsonl"] is None
+    for s in summary["sources"]:
+        assert set(s) == {"source", "frames_in", "frames_dropped", "frames_corrupt", "outputs", "fps", "latency_ms_p50",
+                          "latency_ms_p95", "error", "overlay"}  # fmt: skip
+        assert s["frames_dropped"] == s["frames_corrupt"] == 0 and s["overlay"] is None
+        # milliseconds: one inference of the small model takes more than 0.05 ms and less than the whole run
+        assert 0.05 < s["latency_ms_p50"] <= s["latency_ms_p95"] < 1e3 * summary["elapsed_s"]
+    total = summary["total"]
+    assert total["fps"] == round(total["fps"], 2) > 0 and total["frames_dropped"] == 0 and total["failed"] == []
+    assert total["fps"] == pytest.approx(total["frames_in"] / summary["elapsed_s"], rel=0.01)
+
+
+def test_ctrl_c_ends_the_run_and_keeps_what_was_written(videos, ckpt, tmp_path):
+    seen = []
+
+    def stop_after_three(source, pred):
+        seen.append(source)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    summary = run_streams(videos, ckpt, jsonl=tmp_path / "o.jsonl", overlay=tmp_path / "ov.mp4", progress=False,
+                          on_prediction=stop_after_three)  # fmt: skip
+    assert summary["interrupted"] is True and summary["total"]["outputs"] == 3
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 3
+    written = [s["overlay"] for s in summary["sources"]]
+    assert written == [str(p) for p in overlay_paths(tmp_path / "ov.mp4", 2)]
+    counts = [len(decoded(p)) for p in written]  # every frame served, but the one whose output was interrupted
+    assert all(counts) and sum(counts) == summary["total"]["frames_in"] - 1
+
+
+def test_summary_table_shows_every_source_its_error_and_the_failed_total():
+    from rich.console import Console
+
+    from vidconv_edge.stream.multi import print_multi_summary
+
+    row = {"frames_in": 9, "outputs": 1, "frames_dropped": 4, "fps": 12.345, "latency_ms_p50": 1.5, "latency_ms_p95": 2.25}
+    summary = {
+        "model": "vic_edge", "backend": "torch", "elapsed_s": 3.21,
+        "sources": [{"source": "cam-a", **row, "error": None},
+                    {"source": "cam-b", **row, "fps": None, "latency_ms_p50": None, "error": "OSError: unplugged"}],
+        "total": {**row, "frames_in": 18, "failed": ["cam-b"]},
+    }  # fmt: skip
+    console = Console(record=True, width=200)
+    print_multi_summary(summary, console)
+    text = console.export_text()
+    assert "stream summary: vic_edge on torch, 3.2 s" in text
+    header = next(line for line in text.splitlines() if "source" in line)
+    assert [c.strip() for c in header.strip("┃│ ").split("┃") if c.strip()] == [
+        "source", "frames", "outputs", "dropped", "fps", "latency p50 / p95 ms", "error"]  # fmt: skip
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in text.splitlines() if line.count("│") == 8}  # fmt: skip
+    assert rows["cam-a"] == ["9", "1", "4", "12.3", "1.50 / 2.25", ""]
+    assert rows["cam-b"] == ["9", "1", "4", "-", "-", "OSError: unplugged"]
+    assert rows["total"] == ["18", "1", "4", "12.3", "1.50 / 2.25", "cam-b"]
+    line_a = next(line for line in text.splitlines() if "cam-a" in line)
+    assert line_a.split("│")[2].endswith("9 ") and line_a.split("│")[1].startswith(" cam-a")  # numbers right, names left

@@ -166,3 +166,109 @@ def test_file_sources_are_lossless_even_when_inference_is_slow(tmp_path):
     backend = _SlowBackend(create_model("vic_edge", img_size=32, num_classes=3))
     summary = run_stream(write_video(tmp_path / "v.mp4", frames=15), backend, progress=False)
     assert summary["frames_in"] == 15 and summary["frames_dropped"] == 0 and summary["outputs"] == 7
+
+
+class _FakeCapture:
+    """cv2.VideoCapture of a camera that delivers ``frames`` BGR images, then fails."""
+
+    def __init__(self, device, frames: int = 3, opened: bool = True):
+        self.device, self.left, self.opened, self.released = device, frames, opened, False
+
+    def isOpened(self):  # noqa: N802 - OpenCV's name
+        return self.opened
+
+    def read(self):
+        if self.left == 0:
+            return False, None
+        self.left -= 1
+        bgr = np.zeros((4, 6, 3), np.uint8)
+        bgr[..., 0] = 10 * self.left  # blue channel: 20, 10, 0
+        return True, bgr
+
+    def get(self, prop):
+        return 30.0
+
+    def release(self):
+        self.released = True
+
+
+def _fake_cv2(monkeypatch, **capture):
+    import sys
+    import types
+
+    made = []
+    cv2 = types.SimpleNamespace(
+        CAP_PROP_FPS=5, COLOR_BGR2RGB=4, error=RuntimeError,
+        VideoCapture=lambda device: made.append(_FakeCapture(device, **capture)) or made[-1],
+        cvtColor=lambda img, code: img[..., ::-1].copy(),
+    )  # fmt: skip
+    monkeypatch.setitem(sys.modules, "cv2", cv2)
+    return made
+
+
+def test_webcam_frames_in_rgb_until_the_camera_stops(monkeypatch, caplog):
+    made = _fake_cv2(monkeypatch)
+    src = parse_source("webcam:2")
+    assert src.name == "webcam:2" and src.live
+    src.open()
+    assert made[0].device == 2 and src.fps == 30.0
+    with caplog.at_level(logging.WARNING, logger="vidconv_edge.stream"):
+        frames = list(src.frames())
+    assert [f.index for f in frames] == [0, 1, 2] and [int(f.image[0, 0, 2]) for f in frames] == [20, 10, 0]
+    assert all(b.time >= a.time for a, b in zip(frames, frames[1:]))
+    assert "webcam:2: the camera stopped delivering frames" in caplog.text
+    src.close()
+    assert made[0].released and src._cap is None
+    src.close()  # twice is fine
+
+
+def test_webcam_that_cannot_open_is_a_user_error_and_released(monkeypatch):
+    made = _fake_cv2(monkeypatch, opened=False)
+    with pytest.raises(UserError, match=r"^cannot open camera 3 \(webcam:3\): no such device or it is busy$"):
+        open_source("webcam:3")
+    assert made[0].released
+    with pytest.raises(UserError, match="^bad camera source 'webcam-1': use webcam:N"):
+        parse_source("webcam-1")
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "TCP"])
+def test_every_network_scheme_is_a_live_source(scheme):
+    src = parse_source(f"{scheme}://10.0.0.1:5000/stream")
+    assert src.live and src.name == f"{scheme}://10.0.0.1:5000/stream"
+
+
+def test_unsupported_scheme_is_named():
+    with pytest.raises(UserError, match="^unsupported URL scheme 'ftp': use one of rtsp, rtsps, rtmp, http, https, udp, tcp, srt$"):
+        parse_source("ftp://host/v.mp4")
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".PNG"])
+def test_frame_folder_reads_every_image_format(tmp_path, suffix):
+    for i in range(3):
+        Image.fromarray(np.full((8, 10, 3), 60 * i, np.uint8)).save(tmp_path / f"f{i}{suffix}")
+    src = open_source(tmp_path)
+    assert src.total == 3
+    frames = list(src.frames())
+    assert len(frames) == 3 and frames[2].image.shape == (8, 10, 3)
+    assert abs(int(frames[2].image[4, 5, 0]) - 120) <= 3  # lossy formats within a few levels
+
+
+def test_video_with_an_audio_track_yields_only_its_video_frames(tmp_path):
+    path = tmp_path / "av.mp4"
+    with av.open(str(path), "w", format="mp4") as c:
+        video = c.add_stream("mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        audio = c.add_stream("aac", rate=16000)
+        samples = 0
+        for i in range(10):
+            c.mux(video.encode(av.VideoFrame.from_ndarray(np.full((24, 32, 3), 20 * i, np.uint8), format="rgb24")))
+            sound = av.AudioFrame.from_ndarray(np.zeros((1, 1600), np.float32), format="fltp", layout="mono")
+            sound.sample_rate, sound.pts = 16000, samples
+            samples += 1600
+            c.mux(audio.encode(sound))
+        c.mux(video.encode(None))
+        c.mux(audio.encode(None))
+    src = open_source(path)
+    frames = list(src.frames())
+    assert len(frames) == 10 and src.corrupt == 0 and src.total == 10
+    assert [f.time for f in frames[:3]] == pytest.approx([0.0, 0.1, 0.2])
