@@ -223,7 +223,12 @@ def test_qonnx_parts_go_through_finn_conversion(vic, tmp_path, part):
     got = execute_onnx(finn, {inp: x.numpy()})[outp]
     with torch.no_grad():
         ref = module(x).numpy()
-    assert np.allclose(got, ref, atol=1e-5 * np.abs(ref).max())
+    if part == "early":
+        assert np.allclose(got, ref, atol=1e-5 * np.abs(ref).max())
+    else:  # float sums in another order can tip one threshold (measured on AVX2: 1 step on 2 of 10 logits)
+        from vidconv_edge.quant.model import output_step
+
+        assert np.abs(got - ref).max() <= output_step(q) * 1.001 and got.argmax() == ref.argmax()
 
 
 def test_onnx_without_metadata_is_rejected(tmp_path):
@@ -266,6 +271,9 @@ def test_qdq_export_of_brevitas_model_runs_every_conv_in_int8(vic, tmp_path, mix
     activations = [n for n in graph.node if n.op_type == "QuantizeLinear"]
     assert all(onnx.numpy_helper.to_array(next(t for t in graph.initializer if t.name == n.input[2])).dtype == np.uint8
                for n in activations)  # fmt: skip
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    weights = [inits[n.input[0]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits]
+    assert {w.dtype for w in weights} == {np.dtype(np.uint8), np.dtype(np.int32)}  # weights (no int8 left), biases
     convs = sum(n.op_type == "Conv" for n in graph.node)
     kernels = int8_kernel_report(tmp_path / "q.onnx")
     assert kernels["int8"]["QLinearConv"] == convs == 25 and kernels["float_conv_matmul"] == {}, kernels
@@ -310,8 +318,9 @@ def test_qdq_in_ort_int8_kernels_equals_brevitas_within_one_step(tmp_path, mix):
 
 
 # max |ORT int8 - Brevitas| in output steps on the 28 held-out clips (4 per class) of the bundled trained
-# checkpoints, PTQ-calibrated on 14 training-footage clips: `python benchmarks/qdq_bound.py` (README "8-bit"; over
-# 105 clips: vic_edge 1 / 4 / 0, sevnet_edge 1 / 1 / 2)
+# checkpoints, PTQ-calibrated on 14 training-footage clips: `python benchmarks/qdq_bound.py` (README "8-bit"), as
+# bounds. Measured with uint8 weights on AVX2 without VNNI: 1 / 0 / 0 and 1 / 0 / 1 (105 clips: vic_edge 1 / 0 / 0,
+# sevnet_edge 1 / 1 / 2); with int8 weights on a CPU with VNNI, vic_edge W8A4 gave 3.
 QDQ_MAX_STEPS = {
     ("vic_edge", "W8A8"): 1, ("vic_edge", "W8A4"): 3, ("vic_edge", "W4A4"): 0,
     ("sevnet_edge", "W8A8"): 1, ("sevnet_edge", "W8A4"): 0, ("sevnet_edge", "W4A4"): 1,
@@ -346,7 +355,7 @@ def test_qdq_bound_on_the_bundled_trained_models(bound_clips, name, mix):
     test, calib = clips[name]
     row = qdq_bound.qdq_vs_brevitas(qdq_bound.calibrated(ckpts[name], mix, calib), test, work)
     assert row["clips"] == 28 and row["top1_agreement"] == 1.0
-    assert row["max_steps"] == QDQ_MAX_STEPS[(name, mix)], row
+    assert row["max_steps"] <= QDQ_MAX_STEPS[(name, mix)], row
 
 
 def test_qdq_of_a_full_float_model_quantizes_every_conv(tmp_path):
@@ -487,6 +496,12 @@ def test_cli_bad_input_exit_2(synth, tmp_path, capsys):
     save_quant_checkpoint(tmp_path / "q.pt", q, [f"c{i}" for i in range(10)])
     assert main(["quantize", str(tmp_path / "q.pt"), "--data", str(data), "--out", str(tmp_path / "r")]) == 2
     assert "is a quantized (W8A8) checkpoint; this needs a float checkpoint" in capsys.readouterr().err
+    out = ["--data", str(data), "--out", str(tmp_path / "d")]
+    assert main(["quantize", str(root / "float.pt"), *out, "--distill", "0.5"]) == 2
+    assert "distill weights the QAT loss: give QAT epochs (--epochs N) too" in capsys.readouterr().err
+    assert main(["quantize", str(root / "float.pt"), *out, "--epochs", "1", "--distill", "2"]) == 2
+    assert "distill must be in [0, 1], got 2.0" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
 
 
 def test_cli_json_is_the_summary(synth, tmp_path, capsys):
@@ -651,3 +666,112 @@ def test_mixes_table_one_checkpoint_per_mix(synth, tmp_path, capsys):
     assert code == 2 and "--bits apply to one quantization, not to --mixes" in err
     code, _, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "x", "--mixes", "W8A3")
     assert code == 2 and "unsupported act bit width 3" in err
+
+
+# -- QAT with distillation from the float model ---------------------------------------------------------
+def test_distillation_loss_is_the_kl_divergence_of_the_softmax_scores():
+    from vidconv_edge.quant.qat import distillation_loss
+
+    teacher = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    student = torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 1.0]])
+    p, q = teacher.softmax(1), student.softmax(1)
+    expected = (p * (p.log() - q.log())).sum(1).mean()
+    assert distillation_loss(student, teacher).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert distillation_loss(teacher + 7.0, teacher).item() == pytest.approx(0.0, abs=1e-6)  # softmax ignores shifts
+
+
+def test_qat_distillation_loss_follows_the_float_model_not_the_labels(vic, tmp_path):
+    import copy
+
+    from vidconv_edge.quant.qat import QATTrainer, distillation_loss, qat_recipe
+    from vidconv_edge.train.evaluate import to_model_input
+
+    f, calibrated = vic
+    names = [f"c{i}" for i in range(10)]
+    data = (_random_videos(8), _random_videos(2, seed=1), names)
+    clips = data[0].tensors[0][:4]
+    with torch.no_grad():
+        soft = f.eval()(to_model_input(clips, f, torch.device("cpu")))
+        logits = calibrated.eval()(clips.float())
+    labels = [torch.zeros(4, dtype=torch.long), torch.full((4,), 9)]
+    recipe = qat_recipe(None, 1e-3, 1, 4)
+    losses = {}
+    for w in (0.0, 0.5, 1.0):
+        t = QATTrainer(copy.deepcopy(calibrated), recipe, tmp_path / f"w{w}", teacher=f, distill=w, datasets=data,
+                       epochs=1, device="cpu", progress=False)  # fmt: skip
+        losses[w] = [t.loss(logits, clips, y).item() for y in labels]
+    kd, ce = distillation_loss(logits, soft).item(), [t.criterion(logits, y).item() for y in labels]
+    assert losses[1.0] == pytest.approx([kd, kd], rel=1e-5)  # the labels play no part
+    assert losses[0.0] == pytest.approx(ce, rel=1e-5) and ce[0] != pytest.approx(ce[1])
+    assert losses[0.5] == pytest.approx([(kd + c) / 2 for c in ce], rel=1e-5)
+
+
+def test_qat_distillation_brings_the_quantized_model_to_the_float_one(tmp_path):
+    """On random clips with random labels: distillation shrinks the distance to the float model, labels grow it."""
+    import copy
+
+    from vidconv_edge.quant.bits import parse_mix
+    from vidconv_edge.quant.qat import distillation_loss, run_qat
+    from vidconv_edge.train.evaluate import to_model_input
+
+    data = (_random_videos(16), _random_videos(2, seed=1), [f"c{i}" for i in range(10)])
+    clips = data[0].tensors[0]
+    f = _float()
+    for m in f.modules():  # BatchNorm statistics of these clips, as after training on them
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average
+    with torch.no_grad():
+        f.train()(to_model_input(clips, f, torch.device("cpu")))
+        soft = f.eval()(to_model_input(clips, f, torch.device("cpu")))
+    calibrated = _calibrated(f, parse_mix("W8A4"))
+
+    def distance(model) -> float:
+        with torch.no_grad():
+            return distillation_loss(model.eval()(clips.float()), soft).item()
+
+    before, after = distance(calibrated), {}
+    for w in (0.0, 1.0):  # one batch of all 16 clips per step: its statistics are the float model's
+        q = copy.deepcopy(calibrated)
+        run_qat(q, data, tmp_path / f"w{w}", epochs=8, lr=1e-5, batch_size=16, progress=False, teacher=f, distill=w)
+        after[w] = distance(q)
+    assert after[1.0] < 0.6 * before and after[1.0] < 0.25 * after[0.0], (before, after)  # measured 2.72 -> 1.23 / 7.14
+
+
+def test_distill_errors(vic, tmp_path, synth):
+    from vidconv_edge.quant.pipeline import quantize
+    from vidconv_edge.quant.qat import QATTrainer, qat_recipe
+
+    f, calibrated = vic
+    data = (_random_videos(4), _random_videos(2, seed=1), [f"c{i}" for i in range(10)])
+    recipe = qat_recipe(None, 1e-3, 1, 2)
+    with pytest.raises(UserError, match=r"^distill must be in \[0, 1\], got 1.5$"):
+        QATTrainer(calibrated, recipe, tmp_path / "a", teacher=f, distill=1.5, datasets=data, device="cpu")
+    with pytest.raises(UserError, match="^distillation needs the float model as teacher$"):
+        QATTrainer(calibrated, recipe, tmp_path / "b", distill=0.5, datasets=data, device="cpu")
+    root, videos = synth
+    with pytest.raises(UserError, match=r"^distill weights the QAT loss: give QAT epochs \(--epochs N\) too$"):
+        quantize(root / "float.pt", videos, tmp_path / "c", distill=1.0, progress=False)
+    with pytest.raises(UserError, match=r"^distill must be in \[0, 1\], got -0.1$"):
+        quantize(root / "float.pt", videos, tmp_path / "d", epochs=1, distill=-0.1, progress=False)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_cli_qat_with_distillation_trains_and_records_it(synth, tmp_path, capsys, monkeypatch):
+    import vidconv_edge.quant.qat as qat
+
+    weights = []
+    init = qat.QATTrainer.__init__
+
+    def spy(self, *a, **k):
+        init(self, *a, **k)
+        weights.append((self.distill, self.teacher is not None))
+
+    monkeypatch.setattr(qat.QATTrainer, "__init__", spy)
+    root, data = synth
+    code, text, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "r",
+                           "--calib-batches", "1", "--epochs", "1", "--distill", "0.7", "--json", "--quiet")  # fmt: skip
+    assert code == 0, err
+    got = json.loads(text)
+    assert got["distill"] == 0.7 and got["qat"]["epochs_done"] == 1 and weights == [(0.7, True)]
+    assert json.loads((tmp_path / "r" / "quant_summary.json").read_text())["distill"] == 0.7

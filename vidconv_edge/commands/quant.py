@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--later-bits", help="bits of the later part, as --early-bits")
     p.add_argument("--bias-correction", action="store_true", help="bias correction after calibration")
     p.add_argument("--lr", type=float, default=1e-4, help="QAT learning rate")
+    p.add_argument("--distill", type=float, default=0.0, metavar="W",
+                   help="QAT loss: W x distillation from the float model + (1 - W) x cross-entropy (0..1, default 0)")
     p.add_argument("--resume", action="store_true", help="continue the QAT run in --out")
     p.add_argument("--report", action="store_true", help="per-layer error table (quantized vs float)")
     p.add_argument("--verify", type=int, default=0, metavar="N",
@@ -53,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     s = quantize(
         args.checkpoint, args.data, args.out, epochs=args.epochs, calib_batches=args.calib_batches, bits=bits,
         batch_size=args.batch_size, bias_correction=args.bias_correction, report=args.report, lr=args.lr,
-        resume=args.resume, seed=args.seed, progress=not args.quiet, test=args.test,
+        resume=args.resume, seed=args.seed, progress=not args.quiet, test=args.test, distill=args.distill,
     )  # fmt: skip
     check = _verify(args, s) if args.verify else None
     if args.json:
@@ -93,7 +95,7 @@ def _mixes(args: argparse.Namespace) -> int:
     result = compare_mixes(
         args.checkpoint, args.data, args.out, args.mixes or DEFAULT_MIXES, epochs=args.epochs,
         calib_batches=args.calib_batches, batch_size=args.batch_size, bias_correction=args.bias_correction,
-        lr=args.lr, seed=args.seed, progress=not args.quiet,
+        lr=args.lr, seed=args.seed, progress=not args.quiet, distill=args.distill,
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))

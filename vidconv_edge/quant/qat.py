@@ -1,6 +1,10 @@
 """Quantization-aware fine-tuning with the training loop of ``vidconv_edge.train`` (same progress,
 checkpoints, metrics and resume): the loop trains the given Brevitas model and tags every checkpoint
 it writes with the ``quant`` entry, so each one loads back as a quantized model.
+
+With ``distill`` > 0 the loss mixes in knowledge distillation from the float model:
+``distill * KL(float || quantized) + (1 - distill) * cross-entropy``, so the quantized model learns the float
+model's answers (its soft scores on every class) rather than only the labels of the fine-tuning clips.
 """
 
 from __future__ import annotations
@@ -9,21 +13,48 @@ import dataclasses
 import os
 
 import torch
+import torch.nn.functional as F
 
+from vidconv_edge.errors import UserError
 from vidconv_edge.quant.model import QUANT_KEY, quant_metadata, require_calibrated
 from vidconv_edge.train.config import Recipe
+from vidconv_edge.train.evaluate import to_model_input
 from vidconv_edge.train.loop import Trainer
 
 
-class QATTrainer(Trainer):
-    """:class:`vidconv_edge.train.loop.Trainer` on a given (calibrated) quantized model."""
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of the softmax scores, averaged over the batch."""
+    student, teacher = F.log_softmax(student_logits.float(), 1), F.log_softmax(teacher_logits.float(), 1)
+    return F.kl_div(student, teacher, log_target=True, reduction="batchmean")
 
-    def __init__(self, qmodel: torch.nn.Module, recipe: Recipe, out_dir: str | os.PathLike, **options):
+
+class QATTrainer(Trainer):
+    """:class:`vidconv_edge.train.loop.Trainer` on a given (calibrated) quantized model, optionally distilling
+    ``teacher`` (the float model, frozen) with weight ``distill``."""
+
+    def __init__(self, qmodel: torch.nn.Module, recipe: Recipe, out_dir: str | os.PathLike,
+                 teacher: torch.nn.Module | None = None, distill: float = 0.0, **options):  # fmt: skip
         require_calibrated(qmodel)
+        if not 0.0 <= distill <= 1.0:
+            raise UserError(f"distill must be in [0, 1], got {distill}")
+        if distill and teacher is None:
+            raise UserError("distillation needs the float model as teacher")
+        if distill and recipe.train.multilabel:
+            raise UserError("distillation is for single-label classification (the recipe is multi-label)")
         super().__init__(recipe, None, out_dir, None, model=qmodel, **options)
+        self.distill = distill
+        self.teacher = teacher.eval().requires_grad_(False).to(self.dist.device) if distill else None
 
     def checkpoint_extra(self) -> dict:
         return {QUANT_KEY: quant_metadata(self.model)}
+
+    def loss(self, logits: torch.Tensor, clips: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        hard = super().loss(logits, clips, target)
+        if not self.distill:
+            return hard
+        with torch.no_grad():
+            soft = self.teacher(to_model_input(clips, self.teacher, self.dist.device))
+        return self.distill * distillation_loss(logits, soft) + (1.0 - self.distill) * hard
 
 
 def qat_recipe(base: Recipe | None, lr: float, epochs: int, batch_size: int) -> Recipe:
@@ -35,10 +66,13 @@ def qat_recipe(base: Recipe | None, lr: float, epochs: int, batch_size: int) -> 
 
 
 def run_qat(qmodel, datasets, out_dir, epochs: int, recipe: Recipe | None = None, lr: float = 1e-4,
-            batch_size: int = 4, resume: bool = False, workers: int = 0, progress: bool = True) -> dict:  # fmt: skip
-    """Fine-tune ``qmodel`` for ``epochs`` epochs; checkpoints ``last.pt``/``best.pt`` in ``out_dir``."""
+            batch_size: int = 4, resume: bool = False, workers: int = 0, progress: bool = True,
+            teacher: torch.nn.Module | None = None, distill: float = 0.0) -> dict:  # fmt: skip
+    """Fine-tune ``qmodel`` for ``epochs`` epochs (distilling ``teacher`` with weight ``distill``); checkpoints
+    ``last.pt``/``best.pt`` in ``out_dir``."""
     trainer = QATTrainer(
-        qmodel, qat_recipe(recipe, lr, epochs, batch_size), out_dir, epochs=epochs, resume=resume,
-        datasets=datasets, workers=workers, progress=progress, device="cpu" if not torch.cuda.is_available() else None,
+        qmodel, qat_recipe(recipe, lr, epochs, batch_size), out_dir, teacher=teacher, distill=distill, epochs=epochs,
+        resume=resume, datasets=datasets, workers=workers, progress=progress,
+        device="cpu" if not torch.cuda.is_available() else None,
     )  # fmt: skip
     return trainer.fit()

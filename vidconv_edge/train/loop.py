@@ -238,6 +238,10 @@ class Trainer:
         """Further entries of every checkpoint this run writes (none for float training)."""
         return {}
 
+    def loss(self, logits: torch.Tensor, clips: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch (``clips``: the loader's uint8 clips, for losses that need them)."""
+        return self.criterion(logits.float(), target.float() if self.recipe.train.multilabel else target)
+
     def _save(self, epoch: int, improved: bool) -> None:
         rngs = D.all_gather_objects(self.dist, rng_state())
         if not self.dist.is_main:
@@ -281,7 +285,7 @@ class Trainer:
             with sync:
                 with torch.autocast(device_type=self.dist.device.type, dtype=torch.float16, enabled=self.amp):
                     logits = self.net(x)
-                loss = self.criterion(logits.float(), y.float() if self.recipe.train.multilabel else y)
+                loss = self.loss(logits, clips, y)
                 self.scaler.scale(loss / group).backward()
             if step_now:
                 if self.recipe.optim.clip_grad_norm:
