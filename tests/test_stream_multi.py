@@ -147,6 +147,8 @@ def test_summary_fields_and_units(videos, ckpt, tmp_path):
     total = summary["total"]
     assert total["fps"] == round(total["fps"], 2) > 0 and total["frames_dropped"] == 0 and total["failed"] == []
     assert total["fps"] == pytest.approx(total["frames_in"] / summary["elapsed_s"], rel=0.01)
+    host = total["host_ms_per_frame"]
+    assert set(host) == {"decode", "resize"} and all(0 < v < 1e3 * summary["elapsed_s"] for v in host.values())
 
 
 def test_ctrl_c_ends_the_run_and_keeps_what_was_written(videos, ckpt, tmp_path):

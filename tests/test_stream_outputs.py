@@ -60,8 +60,8 @@ def test_a_frame_one_pixel_larger_is_cropped_other_sizes_resized(tmp_path, monke
     writer.write(np.zeros((243, 363, 3), np.uint8), ["x"])  # >= 240: no scaling, odd sides cropped to 242 x 362
     writer.write(np.zeros((243, 362, 3), np.uint8), ["x"])
     assert calls == []
-    writer.write(np.zeros((245, 363, 3), np.uint8), ["x"])  # 3 rows more: resampled
-    writer.write(np.zeros((243, 365, 3), np.uint8), ["x"])
+    writer.write(np.zeros((244, 363, 3), np.uint8), ["x"])  # 2 rows more: resampled
+    writer.write(np.zeros((243, 364, 3), np.uint8), ["x"])
     assert calls == [(362, 242), (362, 242)]
     writer.close()
     assert [f.shape for f in decoded(tmp_path / "o.mp4")] == [(242, 362, 3)] * 4
@@ -73,3 +73,68 @@ def test_overlay_not_closed_ok_leaves_no_file(tmp_path):
     writer.close(ok=False)
     assert list(tmp_path.iterdir()) == []
     assert float(OverlayWriter(tmp_path / "p.mp4", fps=None).rate) == pytest.approx(25.0)
+
+
+class _FakeCv2:
+    """The part of OpenCV that LiveWindow uses; ``keys``: what waitKey returns, in turn."""
+
+    class error(Exception):  # noqa: N801 - OpenCV's name
+        pass
+
+    WINDOW_NORMAL, COLOR_RGB2BGR = 0, 4
+
+    def __init__(self, keys=(), window_error: str | None = None):
+        self.keys, self.window_error, self.shown, self.destroyed = list(keys), window_error, [], []
+
+    def namedWindow(self, title, flags):  # noqa: N802
+        if self.window_error:
+            raise self.error(self.window_error)
+
+    def imshow(self, title, image):
+        self.shown.append(image)
+
+    def waitKey(self, delay):  # noqa: N802
+        return self.keys.pop(0)
+
+    def cvtColor(self, image, code):  # noqa: N802
+        return image[..., ::-1]
+
+    def destroyWindow(self, title):  # noqa: N802
+        self.destroyed.append(title)
+
+
+def test_live_window_shows_frames_until_q_or_escape(monkeypatch):
+    import sys
+
+    from vidconv_edge.stream.outputs import LiveWindow
+
+    cv2 = _FakeCv2(keys=[255, 0x100 | ord("a"), 0x100 | ord("q"), 27])
+    monkeypatch.setitem(sys.modules, "cv2", cv2)
+    monkeypatch.setenv("DISPLAY", ":0")
+    window = LiveWindow()
+    frame = np.zeros((60, 80, 3), np.uint8)
+    frame[..., 0] = 200  # red
+    assert [window.show(frame, ["x"]) for _ in range(4)] == [True, True, False, False]  # 'q' and Esc, any modifier bits
+    assert cv2.shown[0].shape == (60, 80, 3) and cv2.shown[0][-1, -1, 2] == 200  # BGR, text drawn top-left only
+    window.close()
+    assert cv2.destroyed == ["vidconv-edge stream"]
+
+
+def test_live_window_errors_name_the_cause(monkeypatch):
+    import sys
+
+    from vidconv_edge.errors import UserError
+    from vidconv_edge.stream.outputs import LiveWindow
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(UserError, match=r"^--show needs a display \(DISPLAY is not set\); write an --overlay MP4 instead$"):
+        LiveWindow()
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    monkeypatch.setitem(sys.modules, "cv2", _FakeCv2(window_error="OpenCV(4.9) error:\n  The function is not implemented "))
+    with pytest.raises(UserError, match=r"^--show: OpenCV cannot open a window \(The function is not implemented\)$"):
+        LiveWindow()
+    monkeypatch.setitem(sys.modules, "cv2", None)  # not installed
+    with pytest.raises(UserError, match=r"^--show needs OpenCV with GUI support: pip install opencv-python$"):
+        LiveWindow()

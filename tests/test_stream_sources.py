@@ -95,8 +95,8 @@ def test_stream_from_a_frame_folder(tmp_path):
 @pytest.mark.parametrize(
     "spec,message",
     [
-        ("missing.mp4", "video source not found"),
-        ("rtsp://127.0.0.1:9/cam", "cannot open video source rtsp://127.0.0.1:9/cam"),
+        ("missing.mp4", "^video source not found: missing.mp4$"),
+        ("rtsp://127.0.0.1:9/cam", "^cannot open video source rtsp://127.0.0.1:9/cam: "),
         ("webcam:7", "camera"),  # no OpenCV here: says to install it; with OpenCV: cannot open camera 7
     ],
 )
@@ -217,6 +217,7 @@ def test_webcam_frames_in_rgb_until_the_camera_stops(monkeypatch, caplog):
     assert [f.index for f in frames] == [0, 1, 2] and [int(f.image[0, 0, 2]) for f in frames] == [20, 10, 0]
     assert all(b.time >= a.time for a, b in zip(frames, frames[1:]))
     assert "webcam:2: the camera stopped delivering frames" in caplog.text
+    assert caplog.records[-1].name == "vidconv_edge.stream"  # the logger users configure
     src.close()
     assert made[0].released and src._cap is None
     src.close()  # twice is fine
@@ -272,3 +273,5 @@ def test_video_with_an_audio_track_yields_only_its_video_frames(tmp_path):
     frames = list(src.frames())
     assert len(frames) == 10 and src.corrupt == 0 and src.total == 10
     assert [f.time for f in frames[:3]] == pytest.approx([0.0, 0.1, 0.2])
+    src.close()
+    assert src._container is None

@@ -150,7 +150,7 @@ class LiveWindow:
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
         except cv2.error as e:
-            raise UserError(f"--show: OpenCV cannot open a window ({str(e).strip().splitlines()[-1]})") from e
+            raise UserError(f"--show: OpenCV cannot open a window ({str(e).strip().splitlines()[-1].strip()})") from e
 
     def show(self, image: np.ndarray, lines: list[str]) -> bool:
         """Display one frame; False when the user asked to stop."""
