@@ -275,3 +275,22 @@ def test_video_with_an_audio_track_yields_only_its_video_frames(tmp_path):
     assert [f.time for f in frames[:3]] == pytest.approx([0.0, 0.1, 0.2])
     src.close()
     assert src._container is None
+
+
+def test_a_live_reader_holds_only_the_newest_frame():
+    class Burst(Source):
+        name, live = "burst", True
+
+        def frames(self):
+            for i in range(10):
+                yield Frame(i, i / 10, np.full((4, 4, 3), i, np.uint8))
+
+    reader = FrameReader(Burst(), lambda image: image).start()
+    deadline = time.monotonic() + 10
+    while reader.dropped < 9 and time.monotonic() < deadline:  # nobody reads: each frame replaces the one before
+        time.sleep(0.01)
+    assert reader.dropped == 9 and reader.queue.maxsize == 1
+    frame, prepared = reader.poll(timeout=1)
+    assert frame.index == 9 and int(prepared[0, 0, 0]) == 9
+    assert reader.poll(timeout=1) is None and reader.ended
+    reader.stop()
