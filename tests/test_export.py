@@ -210,3 +210,45 @@ def test_ops_outside_the_contract_are_named(op):
     assert plain_2d_violations(_one_node_graph(op)) == [f"node 0 'n': op {op} is not a plain 2D op"]
     with pytest.raises(NotPlain2DError, match=f"^graph is not plain 2D with static shapes:\n  node 0 'n': op {op} is not"):
         check_plain_2d(_one_node_graph(op))
+
+
+def test_a_3d_kernel_of_a_qlinearconv_is_named():
+    model = _one_node_graph("QLinearConv")
+    model.graph.node[0].attribute.append(helper.make_attribute("kernel_shape", [3, 3, 3]))
+    assert plain_2d_violations(model) == ["node 0 'n': QLinearConv with a 3D kernel"]
+
+
+@pytest.mark.parametrize("op,elem", [("Conv", TensorProto.FLOAT), ("ConvInteger", TensorProto.UINT8)])
+def test_a_conv_weight_that_is_not_rank_4_is_named_without_a_kernel_shape(op, elem):
+    """A 3D conv written without ``kernel_shape`` (it is optional): its rank-5 weight initializer gives it away."""
+    x = helper.make_tensor_value_info("x", elem, [1, 2, 4, 6, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.INT32 if op == "ConvInteger" else elem, [1, 3, 2, 4, 4])
+    w = helper.make_tensor("w", elem, [3, 2, 3, 3, 3], [1] * 54)
+    graph = helper.make_graph([helper.make_node(op, ["x", "w"], ["y"], name="c")], "g", [x], [y], [w])
+    assert plain_2d_violations(helper.make_model(graph)) == ["node 'c': Conv weight of rank 5"]
+
+
+def test_shapes_unknown_or_empty_are_named():
+    model = _one_node_graph("Relu")
+    model.graph.output[0].type.tensor_type.ClearField("shape")  # the custom op's output: nothing infers it
+    assert plain_2d_violations(model) == ["graph input/output 'y' has a dynamic or unknown shape"]
+    model = _one_node_graph("Relu")
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 0
+    assert plain_2d_violations(model) == ["graph input/output 'x' has a dynamic or unknown shape"]
+    model = _one_node_graph("Relu")
+    model.graph.node[0].output[0] = "t"
+    model.graph.node.append(helper.make_node("Identity", ["t"], ["y"], name="i"))
+    model.graph.value_info.append(helper.make_tensor_value_info("t", TensorProto.FLOAT, None))
+    assert plain_2d_violations(model) == ["tensor 't' has a dynamic or unknown shape"]
+
+
+@pytest.mark.parametrize("count,more", [(20, None), (21, "  ... and 1 more")])
+def test_the_message_lists_twenty_and_counts_only_beyond(count, more):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+    nodes = [helper.make_node("Einsum", ["x"], [f"t{i}"], name=f"e{i}", equation="ij->ij") for i in range(count)]
+    outs = [helper.make_tensor_value_info(f"t{i}", TensorProto.FLOAT, [1, 2]) for i in range(count)]
+    with pytest.raises(NotPlain2DError) as err:
+        check_plain_2d(helper.make_model(helper.make_graph(nodes, "g", [x], outs)))
+    lines = str(err.value).splitlines()
+    assert len(lines) == 21 + (more is not None) and lines[20] == f"  node 19 'e19': op Einsum is not a plain 2D op"
+    assert (lines[21] if more else None) == more
