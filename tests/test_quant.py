@@ -757,7 +757,7 @@ def test_distill_errors(vic, tmp_path, synth):
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
 
 
-def test_cli_qat_with_distillation_trains_and_records_it(synth, tmp_path, capsys, monkeypatch):
+def test_cli_qat_with_distillation_and_frozen_bn_trains_and_records_it(synth, tmp_path, capsys, monkeypatch):
     import vidconv_edge.quant.qat as qat
 
     weights = []
@@ -765,13 +765,39 @@ def test_cli_qat_with_distillation_trains_and_records_it(synth, tmp_path, capsys
 
     def spy(self, *a, **k):
         init(self, *a, **k)
-        weights.append((self.distill, self.teacher is not None))
+        weights.append((self.distill, self.teacher is not None, self.freeze_bn))
 
     monkeypatch.setattr(qat.QATTrainer, "__init__", spy)
     root, data = synth
     code, text, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "r",
-                           "--calib-batches", "1", "--epochs", "1", "--distill", "0.7", "--json", "--quiet")  # fmt: skip
+                           "--calib-batches", "1", "--epochs", "1", "--distill", "0.7", "--freeze-bn", "--json", "--quiet")  # fmt: skip
     assert code == 0, err
     got = json.loads(text)
-    assert got["distill"] == 0.7 and got["qat"]["epochs_done"] == 1 and weights == [(0.7, True)]
+    assert got["distill"] == 0.7 and got["freeze_bn"] is True and got["qat"]["epochs_done"] == 1
+    assert weights == [(0.7, True, True)]
     assert json.loads((tmp_path / "r" / "quant_summary.json").read_text())["distill"] == 0.7
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_qat_freeze_bn_keeps_the_batchnorm_statistics(vic, tmp_path, freeze):
+    import copy
+
+    from vidconv_edge.quant.qat import run_qat
+
+    f, calibrated = vic
+    q = copy.deepcopy(calibrated)
+    bns = [m for m in q.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone()) for m in bns]
+    weight = q.stem[0].weight.detach().clone()
+    data = (_random_videos(8), _random_videos(2, seed=1), [f"c{i}" for i in range(10)])
+    run_qat(q, data, tmp_path / "r", epochs=1, lr=1e-3, batch_size=4, progress=False, freeze_bn=freeze)
+    same = [torch.equal(m.running_mean, a) and torch.equal(m.running_var, b) for m, (a, b) in zip(bns, before)]
+    assert bns and (all(same) if freeze else not any(same))
+    assert not torch.equal(q.stem[0].weight, weight)  # the weights train either way
+
+
+def test_freeze_bn_needs_qat_epochs(synth, tmp_path, capsys):
+    root, data = synth
+    assert main(["quantize", str(root / "float.pt"), "--data", str(data), "--out", str(tmp_path / "r"), "--freeze-bn"]) == 2
+    assert "freeze-bn applies to QAT: give QAT epochs (--epochs N) too" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

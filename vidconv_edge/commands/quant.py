@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-4, help="QAT learning rate")
     p.add_argument("--distill", type=float, default=0.0, metavar="W",
                    help="QAT loss: W x distillation from the float model + (1 - W) x cross-entropy (0..1, default 0)")
+    p.add_argument("--freeze-bn", action="store_true", help="QAT keeps the BatchNorm statistics of the float model")
     p.add_argument("--resume", action="store_true", help="continue the QAT run in --out")
     p.add_argument("--report", action="store_true", help="per-layer error table (quantized vs float)")
     p.add_argument("--verify", type=int, default=0, metavar="N",
@@ -56,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         args.checkpoint, args.data, args.out, epochs=args.epochs, calib_batches=args.calib_batches, bits=bits,
         batch_size=args.batch_size, bias_correction=args.bias_correction, report=args.report, lr=args.lr,
         resume=args.resume, seed=args.seed, progress=not args.quiet, test=args.test, distill=args.distill,
+        freeze_bn=args.freeze_bn,
     )  # fmt: skip
     check = _verify(args, s) if args.verify else None
     if args.json:
@@ -95,7 +97,7 @@ def _mixes(args: argparse.Namespace) -> int:
     result = compare_mixes(
         args.checkpoint, args.data, args.out, args.mixes or DEFAULT_MIXES, epochs=args.epochs,
         calib_batches=args.calib_batches, batch_size=args.batch_size, bias_correction=args.bias_correction,
-        lr=args.lr, seed=args.seed, progress=not args.quiet, distill=args.distill,
+        lr=args.lr, seed=args.seed, progress=not args.quiet, distill=args.distill, freeze_bn=args.freeze_bn,
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))

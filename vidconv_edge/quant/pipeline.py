@@ -69,13 +69,14 @@ def quantize(
     float_top1: float | None = None,
     test: str | os.PathLike | None = None,
     distill: float = 0.0,
+    freeze_bn: bool = False,
 ) -> dict:
     """Calibrate (PTQ) the float model of ``checkpoint`` on ``data_dir``, then fine-tune (QAT) ``epochs`` epochs.
 
     Returns a summary: bit widths, float / calibrated / QAT val top-1, files written, worst layers.
     ``float_top1``: the float model's val top-1 if already known (else it is measured).
     ``distill``: QAT loss weight of knowledge distillation from the float model (0: labels only, 1: the float
-    model's scores only; ``vidconv_edge.quant.qat``).
+    model's scores only; ``vidconv_edge.quant.qat``). ``freeze_bn``: QAT keeps the BatchNorm statistics.
     ``test``: a held-out set (``vidconv_edge.train.heldout``) disjoint from ``data_dir``'s clips: ``heldout`` gets
     the float and the kept quantized model's top-1 on it, with n and 95% intervals.
     """
@@ -87,6 +88,8 @@ def quantize(
         raise UserError(f"distill must be in [0, 1], got {distill}")
     if distill and not epochs:
         raise UserError("distill weights the QAT loss: give QAT epochs (--epochs N) too")
+    if freeze_bn and not epochs:
+        raise UserError("freeze-bn applies to QAT: give QAT epochs (--epochs N) too")
     bits = bits or QuantBits()
     ckpt = load_checkpoint(checkpoint)
     require_float_checkpoint(ckpt, checkpoint)
@@ -117,6 +120,7 @@ def quantize(
         "calib_batches": n_calib,
         "bias_correction": bias_correction,
         "distill": distill if epochs else None,
+        "freeze_bn": freeze_bn if epochs else None,
         "val_videos": len(val_ds),
         "float_top1": _top1(float_model, val_ds, batch_size, progress) if float_top1 is None else float_top1,
         "ptq_top1": _top1(qmodel, val_ds, batch_size, progress),
@@ -126,7 +130,7 @@ def quantize(
         from vidconv_edge.quant.qat import run_qat
 
         fit = run_qat(qmodel, (train_ds, val_ds, class_names), out, epochs, recipe, lr, batch_size, resume,
-                      progress=progress, teacher=float_model, distill=distill)  # fmt: skip
+                      progress=progress, teacher=float_model, distill=distill, freeze_bn=freeze_bn)  # fmt: skip
         summary["qat"] = {k: fit[k] for k in ("epochs_done", "best_top1", "best_epoch") if k in fit}
         from vidconv_edge.quant.model import quant_model_from_checkpoint
 

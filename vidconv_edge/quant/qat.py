@@ -5,6 +5,8 @@ it writes with the ``quant`` entry, so each one loads back as a quantized model.
 With ``distill`` > 0 the loss mixes in knowledge distillation from the float model:
 ``distill * KL(float || quantized) + (1 - distill) * cross-entropy``, so the quantized model learns the float
 model's answers (its soft scores on every class) rather than only the labels of the fine-tuning clips.
+With ``freeze_bn`` the BatchNorm layers keep the float model's statistics (they normalise with them and do not
+update them), as in PyTorch's and TensorRT's QAT recipes: only weights, biases and quantizer scales move.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 class QATTrainer(Trainer):
     """:class:`vidconv_edge.train.loop.Trainer` on a given (calibrated) quantized model, optionally distilling
-    ``teacher`` (the float model, frozen) with weight ``distill``."""
+    ``teacher`` (the float model, frozen) with weight ``distill`` and with frozen BatchNorm statistics."""
 
     def __init__(self, qmodel: torch.nn.Module, recipe: Recipe, out_dir: str | os.PathLike,
-                 teacher: torch.nn.Module | None = None, distill: float = 0.0, **options):  # fmt: skip
+                 teacher: torch.nn.Module | None = None, distill: float = 0.0, freeze_bn: bool = False,
+                 **options):  # fmt: skip
         require_calibrated(qmodel)
         if not 0.0 <= distill <= 1.0:
             raise UserError(f"distill must be in [0, 1], got {distill}")
@@ -42,11 +45,18 @@ class QATTrainer(Trainer):
         if distill and recipe.train.multilabel:
             raise UserError("distillation is for single-label classification (the recipe is multi-label)")
         super().__init__(recipe, None, out_dir, None, model=qmodel, **options)
-        self.distill = distill
+        self.distill, self.freeze_bn = distill, freeze_bn
         self.teacher = teacher.eval().requires_grad_(False).to(self.dist.device) if distill else None
 
     def checkpoint_extra(self) -> dict:
         return {QUANT_KEY: quant_metadata(self.model)}
+
+    def train_mode(self) -> None:
+        super().train_mode()
+        if self.freeze_bn:
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
 
     def loss(self, logits: torch.Tensor, clips: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         hard = super().loss(logits, clips, target)
@@ -67,11 +77,12 @@ def qat_recipe(base: Recipe | None, lr: float, epochs: int, batch_size: int) -> 
 
 def run_qat(qmodel, datasets, out_dir, epochs: int, recipe: Recipe | None = None, lr: float = 1e-4,
             batch_size: int = 4, resume: bool = False, workers: int = 0, progress: bool = True,
-            teacher: torch.nn.Module | None = None, distill: float = 0.0) -> dict:  # fmt: skip
-    """Fine-tune ``qmodel`` for ``epochs`` epochs (distilling ``teacher`` with weight ``distill``); checkpoints
-    ``last.pt``/``best.pt`` in ``out_dir``."""
+            teacher: torch.nn.Module | None = None, distill: float = 0.0, freeze_bn: bool = False) -> dict:  # fmt: skip
+    """Fine-tune ``qmodel`` for ``epochs`` epochs (distilling ``teacher`` with weight ``distill``, BatchNorm
+    statistics frozen with ``freeze_bn``); checkpoints ``last.pt``/``best.pt`` in ``out_dir``."""
     trainer = QATTrainer(
-        qmodel, qat_recipe(recipe, lr, epochs, batch_size), out_dir, teacher=teacher, distill=distill, epochs=epochs,
+        qmodel, qat_recipe(recipe, lr, epochs, batch_size), out_dir, teacher=teacher, distill=distill,
+        freeze_bn=freeze_bn, epochs=epochs,
         resume=resume, datasets=datasets, workers=workers, progress=progress,
         device="cpu" if not torch.cuda.is_available() else None,
     )  # fmt: skip

@@ -267,8 +267,12 @@ class Trainer:
         plot_curves(self.records, self.out / CURVES)
 
     # -- epochs ------------------------------------------------------------------------------------
-    def _train_epoch(self, epoch: int) -> tuple[float, float]:
+    def train_mode(self) -> None:
+        """Put the network in training mode at the start of each epoch."""
         self.net.train()
+
+    def _train_epoch(self, epoch: int) -> tuple[float, float]:
+        self.train_mode()
         self.sampler.set_epoch(epoch)
         loader = self._loader(self.train_ds, epoch, sampler=self.sampler)
         n = len(loader)
