@@ -50,6 +50,7 @@ STREAM_TESTS = [
     "tests/test_stream_fpga.py",
     "tests/test_stream_multi.py",
     "tests/test_stream_sources.py",
+    "tests/test_stream_outputs.py",
     "tests/test_onnx_cache.py",
     "tests/test_finn_sim_exec.py",
 ]

@@ -142,6 +142,7 @@ def test_summary_fields_and_units(videos, ckpt, tmp_path):
         assert set(s) == {"source", "frames_in", "frames_dropped", "frames_corrupt", "outputs", "fps", "latency_ms_p50",
                           "latency_ms_p95", "error", "overlay"}  # fmt: skip
         assert s["frames_dropped"] == s["frames_corrupt"] == 0 and s["overlay"] is None
+        assert s["fps"] == round(s["fps"], 2) >= s["frames_in"] / summary["elapsed_s"]  # over the source's own span
         # milliseconds: one inference of the small model takes more than 0.05 ms and less than the whole run
         assert 0.05 < s["latency_ms_p50"] <= s["latency_ms_p95"] < 1e3 * summary["elapsed_s"]
     total = summary["total"]
@@ -195,3 +196,13 @@ def test_summary_table_shows_every_source_its_error_and_the_failed_total():
     assert rows["total"] == ["18", "1", "4", "12.3", "1.50 / 2.25", "cam-b"]
     line_a = next(line for line in text.splitlines() if "cam-a" in line)
     assert line_a.split("│")[2].endswith("9 ") and line_a.split("│")[1].startswith(" cam-a")  # numbers right, names left
+
+
+def test_a_failing_run_leaves_no_jsonl_and_no_overlay(videos, ckpt, tmp_path):
+    def fail(source, pred):
+        raise RuntimeError("the consumer broke")
+
+    with pytest.raises(RuntimeError, match="the consumer broke"):
+        run_streams(videos, ckpt, jsonl=tmp_path / "o.jsonl", overlay=tmp_path / "ov.mp4", progress=False,
+                    on_prediction=fail)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
