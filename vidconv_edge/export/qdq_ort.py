@@ -44,6 +44,11 @@ def _forget_types(model: ModelWrapper, tensors: list[str]) -> None:
     model.graph.value_info.extend(keep)
 
 
+def _as_uint8(values: np.ndarray) -> np.ndarray:
+    """int8 values moved by 128 into uint8 (with the zero point moved alike, every dequantized value is kept)."""
+    return (values.astype(np.int16) + 128).astype(np.uint8)
+
+
 def _is_scalar(model: ModelWrapper, name: str) -> bool:
     value = model.get_initializer(name)
     return value is not None and np.asarray(value).size == 1
@@ -65,7 +70,7 @@ class UnsignedActivations(Transformation):
             ):
                 continue
             new_zp = f"{q.name}/zero_point_u8"
-            model.set_initializer(new_zp, (zp.astype(np.int16) + 128).astype(np.uint8))
+            model.set_initializer(new_zp, _as_uint8(zp))
             q.input[2] = new_zp
             for node in chain:
                 if node.op_type == "DequantizeLinear":
@@ -74,7 +79,7 @@ class UnsignedActivations(Transformation):
                     for i in (1, 2):
                         bound = model.get_initializer(node.input[i])
                         name = f"{node.name}/bound{i}_u8"
-                        model.set_initializer(name, (bound.astype(np.int16) + 128).astype(np.uint8))
+                        model.set_initializer(name, _as_uint8(bound))
                         node.input[i] = name
             _forget_types(model, [q.output[0], *(n.output[0] for n in chain if n.op_type == "Clip")])
         return model, False
@@ -168,8 +173,8 @@ class UnsignedWeights(Transformation):
             if zp is None or zp.dtype != np.int8 or values is None:
                 continue
             weight, zero_point = f"{dq.name}/weight_u8", f"{dq.name}/zero_point_u8"
-            model.set_initializer(weight, (values.astype(np.int16) + 128).astype(np.uint8))
-            model.set_initializer(zero_point, (zp.astype(np.int16) + 128).astype(np.uint8))
+            model.set_initializer(weight, _as_uint8(values))
+            model.set_initializer(zero_point, _as_uint8(zp))
             dq.input[0], dq.input[2] = weight, zero_point
         return model, False
 

@@ -84,8 +84,9 @@ def quantize(
         raise UserError(f"calib-batches must be >= 1, got {calib_batches}")
     if epochs < 0:
         raise UserError(f"epochs must be >= 0, got {epochs}")
-    if not 0.0 <= distill <= 1.0:
-        raise UserError(f"distill must be in [0, 1], got {distill}")
+    from vidconv_edge.quant.qat import check_distill
+
+    check_distill(distill)
     if distill and not epochs:
         raise UserError("distill weights the QAT loss: give QAT epochs (--epochs N) too")
     if freeze_bn and not epochs:

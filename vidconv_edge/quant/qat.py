@@ -24,6 +24,12 @@ from vidconv_edge.train.evaluate import to_model_input
 from vidconv_edge.train.loop import Trainer
 
 
+def check_distill(distill: float) -> None:
+    """``distill`` is a loss weight in [0, 1]."""
+    if not 0.0 <= distill <= 1.0:
+        raise UserError(f"distill must be in [0, 1], got {distill}")
+
+
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     """KL(teacher || student) of the softmax scores, averaged over the batch."""
     student, teacher = F.log_softmax(student_logits.float(), 1), F.log_softmax(teacher_logits.float(), 1)
@@ -38,8 +44,7 @@ class QATTrainer(Trainer):
                  teacher: torch.nn.Module | None = None, distill: float = 0.0, freeze_bn: bool = False,
                  **options):  # fmt: skip
         require_calibrated(qmodel)
-        if not 0.0 <= distill <= 1.0:
-            raise UserError(f"distill must be in [0, 1], got {distill}")
+        check_distill(distill)
         if distill and teacher is None:
             raise UserError("distillation needs the float model as teacher")
         if distill and recipe.train.multilabel:

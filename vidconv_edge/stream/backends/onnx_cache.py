@@ -1,7 +1,7 @@
 """The ONNX parts of a checkpoint for the onnxruntime backend, exported on first use and cached by content.
 
-``<cache>/onnx/<key>/`` (the key: sha256 of the parts' format version and the checkpoint file) holds ``early.onnx``, ``later.onnx`` and ``full.onnx``
-(float ONNX of a float checkpoint, QDQ int8 of a quantized one). ``<cache>`` is ``$VIDCONV_EDGE_CACHE``,
+``<cache>/onnx/<key>/`` (the key: sha256 of the parts' format version and the checkpoint file) holds
+``early.onnx``, ``later.onnx`` and ``full.onnx`` (float ONNX of a float checkpoint, QDQ int8 of a quantized one). ``<cache>`` is ``$VIDCONV_EDGE_CACHE``,
 else ``$XDG_CACHE_HOME/vidconv-edge``, else ``~/.cache/vidconv-edge``. A folder appears complete or not at all.
 """
 
