@@ -99,6 +99,8 @@ def test_target_fps_max_on_a_real_build(tmp_path):
     assert report["cameras_at_30fps"] == int(report["estimated_fps"] // 30)
     saved = json.loads((tmp_path / "b" / "report.json").read_text())
     assert saved["fps_search"] == search_ and (tmp_path / "b" / "fps_search" / "target_30").is_dir()
+    # the other designs and the final build continue the first design after its target-independent steps
+    assert report["parts"]["early"]["shared_from"] == str(tmp_path / "b" / "fps_search" / "target_30" / "early")
 
 
 def test_trial_of_reads_a_clip_design():
@@ -128,3 +130,50 @@ def test_target_fps_max_on_a_sevnet_clip_design(tmp_path):
     best = max((t for t in trials if t["fits"]), key=lambda t: t["estimated_fps"])
     assert report["target_fps"] == best["target_fps"] and report["verified"] and report["fits"]
     assert report["estimated_fps"] == pytest.approx(best["estimated_fps"], rel=0.01)
+    assert report["parts"]["clip"]["shared_from"] == str(tmp_path / "b" / "fps_search" / "target_30" / "clip")
+
+
+def _comparable(value, here: str, there: str):
+    """``value`` without times and sharing records, with the folder ``here`` named ``there``."""
+    if isinstance(value, dict):
+        return {k: _comparable(v, here, there) for k, v in value.items() if k not in ("seconds", "flow_seconds", "shared", "shared_from")}
+    if isinstance(value, list):
+        return [_comparable(v, here, there) for v in value]
+    return value.replace(here, there) if isinstance(value, str) else value
+
+
+@pytest.mark.slow
+def test_a_design_continued_from_a_shared_start_equals_one_built_from_scratch(tmp_path):
+    """A tiny vic_edge merged design (early + later) at 2000 fps continued after the target-independent steps of a
+    30 fps build has the report (estimates, fit, streams, verification) and deploy manifest of the same design
+    built from scratch, and its own folder serves finn-sim."""
+    import torch
+
+    from vidconv_edge.hw.deploy import load_deploy_manifest
+    from vidconv_edge.hw.flow import MERGED_STEPS, SHARED_UNTIL, STEPS, SharedStart, build_fpga
+    from vidconv_edge.hw.source import calibrated_for_board
+    from vidconv_edge.models import create_model
+    from vidconv_edge.quant.bits import make_bits
+    from vidconv_edge.quant.model import save_quant_checkpoint
+    from vidconv_edge.stream.backends.bundle import load_build
+
+    torch.manual_seed(0)
+    q = calibrated_for_board(create_model("vic_edge", img_size=32, dims=(8, 16, 32, 64), num_classes=3).eval(), make_bits(8, act_bits=4))
+    save_quant_checkpoint(tmp_path / "q.pt", q, ["a", "b", "c"])
+    quiet = {"log": lambda _m: None}
+    shared = SharedStart()
+    first = build_fpga(tmp_path / "q.pt", "pynq-z2", tmp_path / "a", target_fps=30, until="generate_estimate_reports", shared=shared, **quiet)
+    assert shared.build_dir == tmp_path / "a" and shared.report is first
+    continued = build_fpga(tmp_path / "q.pt", "pynq-z2", tmp_path / "b", target_fps=2000, shared=shared, **quiet)
+    fresh = build_fpga(tmp_path / "q.pt", "pynq-z2", tmp_path / "c", target_fps=2000, **quiet)
+    assert continued["estimated_fps"] > first["estimated_fps"] and continued["verified"]
+    assert _comparable(continued, str(tmp_path / "b"), str(tmp_path / "c")) == _comparable(fresh, "", "")
+    names = [n for n, _ in MERGED_STEPS]
+    reused = [s["step"] for s in continued["merged"]["steps"] if s.get("shared")]
+    assert reused == names[: names.index(SHARED_UNTIL) + 1] and continued["merged"]["shared_from"] == str(tmp_path / "a" / "merged")
+    assert all(s.get("shared") for p in continued["parts"].values() for s in p["steps"])
+    assert [s["step"] for s in continued["parts"]["early"]["steps"]] == [n for n, _ in STEPS][: len(continued["parts"]["early"]["steps"])]
+    manifests = [load_deploy_manifest(tmp_path / d / "deploy") for d in ("b", "c")]
+    assert _comparable(manifests[0], str(tmp_path / "b"), str(tmp_path / "c")) == manifests[1]
+    bundle = load_build(tmp_path / "b")
+    assert all(str(p.graph).startswith(str(tmp_path / "b")) for p in bundle.parts.values())

@@ -11,18 +11,23 @@ builds the two accelerators separately (for comparison: two bitfiles that cannot
 A quantized SEVNet (no SE) has no early/later split: its FPGA form (``quant.sevnet_fpga``: the clip's frames
 stacked along H in one batch-1 tensor, separator rows re-zeroed by row masks) is one accelerator, the part
 ``clip`` (stacked uint8 clip in, logits out), built by the same :data:`STEPS` in ``out_dir/clip``.
+
+The steps through :data:`SHARED_UNTIL` read neither the target rate nor the clock: the designs of one
+``--target-fps max`` search share them (:class:`SharedStart`), each running only the later steps.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import shutil
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.hw.boards import get_board
-from vidconv_edge.hw.deploy import part_label
+from vidconv_edge.hw.deploy import CLIP, part_label
 from vidconv_edge.hw.vivado import ToolCheck, ToolMissing, boundary_message, check_step, needs_tools
 
 # (step name, module holding it: "finn" = finn.builder.build_dataflow_steps)
@@ -67,6 +72,7 @@ MERGED_STEPS: list[tuple[str, str]] = [
     ("step_check_pipelines", "steps_merge"),
     *_AFTER_MERGE[_ESTIMATES:],
 ]
+SHARED_UNTIL = "step_specialize_layers"  # the last step that reads neither the target rate nor the clock
 # every step name in flow order (for --until)
 ALL_STEP_NAMES = [
     *STEP_NAMES[: STEP_NAMES.index(MERGE_AFTER) + 1], "step_verify_merged_python",
@@ -83,6 +89,17 @@ PRODUCTS = {
     "step_driver_settings": "finn-plus-driver settings",
     "step_hw_codegen": "HLS/RTL code",
 }
+
+
+@dataclass
+class SharedStart:
+    """The start the designs of one search share: an empty one is filled by the build given it (its prepared
+    source, folder and report); a filled one makes a build of the same source, board, part and options copy
+    that build's QONNX files and HW graphs through :data:`SHARED_UNTIL` and run only the later steps."""
+
+    src: object = None  # hw.source.BuildSource
+    build_dir: Path | None = None
+    report: dict | None = None
 
 
 def resolve_until(until: str | None) -> str:
@@ -146,12 +163,14 @@ def make_config(part_src, board, part_dir: Path, target_fps: float, clock_ns: fl
     )  # fmt: skip
 
 
-def run_steps(model, steps: list[tuple[str, str]], cfg, until: str, shell_flow: str, log) -> tuple[object, dict]:
-    """Run ``steps`` on ``model`` up to ``until`` or the first step whose tools are missing."""
+def run_steps(model, steps: list[tuple[str, str]], cfg, until: str, shell_flow: str, log, start: int = 0,
+              done: dict | None = None) -> tuple[object, dict]:  # fmt: skip
+    """Run ``steps[start:]`` on ``model`` up to ``until`` or the first step whose tools are missing; ``done``:
+    the ``steps`` and ``produced`` records of the steps before ``start``."""
     inter = Path(cfg.output_dir) / "intermediate_models"
     inter.mkdir(parents=True, exist_ok=True)
-    result: dict = {"steps": [], "produced": [], "stopped": None}
-    for i, (name, module) in enumerate(steps):
+    result: dict = {"steps": [], "produced": [], **(done or {}), "stopped": None}
+    for i, (name, module) in enumerate(steps[start:], start):
         if needs_tools(name):
             check = check_step(name, shell_flow)
             if not check.ok:
@@ -172,11 +191,52 @@ def run_steps(model, steps: list[tuple[str, str]], cfg, until: str, shell_flow: 
     return model, result
 
 
-def run_part(part_src, cfg, until: str, shell_flow: str, log) -> tuple[object, dict]:
-    """Run :data:`STEPS` on one part up to ``until`` (or a missing tool); (last model, result)."""
+def copy_models(earlier: Path, part_dir: Path, through: int) -> None:
+    """Copy the intermediate models of steps 0..``through`` of the build folder ``earlier`` into ``part_dir``."""
+    inter = part_dir / "intermediate_models"
+    inter.mkdir(parents=True, exist_ok=True)
+    for f in sorted((earlier / "intermediate_models").glob("[0-9]*_step_*.onnx")):
+        if int(f.name.split("_", 1)[0]) <= through:
+            shutil.copyfile(f, inter / f.name)
+
+
+def continue_shared(earlier_dir: Path, earlier: dict, steps: list[tuple[str, str]], cfg, until: str, shell_flow: str,
+                    log) -> tuple[object, dict]:  # fmt: skip
+    """Run ``steps`` after :data:`SHARED_UNTIL` on the model an earlier build of the same design (folder
+    ``earlier_dir``, report entry ``earlier``) left there, with what the shared steps recorded: their step
+    entries (``shared: true``), products, stream formats and verification; (last model, result)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
-    model, result = run_steps(ModelWrapper(str(part_src.qonnx)), STEPS, cfg, until, shell_flow, log)
+    from vidconv_edge.hw.partio import PartIO, StreamFormat
+
+    k = [name for name, _ in steps].index(SHARED_UNTIL)
+    copy_models(earlier_dir, Path(cfg.output_dir), k)
+    model = ModelWrapper(str(Path(cfg.output_dir) / "intermediate_models" / f"{k:02d}_{SHARED_UNTIL}.onnx"))
+    io = PartIO.from_json(earlier["io"], str(earlier_dir), "io")
+
+    def unfolded(stream: StreamFormat) -> StreamFormat:  # the folding is the later steps' (driver settings)
+        return replace(stream, folded_shape=None, packed_shape=None)
+
+    cfg.io = PartIO(input=unfolded(io.input), output=unfolded(io.output), verification=io.verification)
+    names = [name for name, _ in steps[: k + 1]]
+    done = {"steps": [{**s, "shared": True} for s in earlier["steps"] if s["step"] in names],
+            "produced": [f"{PRODUCTS[n]} ({part_label(cfg.part_name)})" for n in names if n in PRODUCTS]}  # fmt: skip
+    model, result = run_steps(model, steps, cfg, until, shell_flow, log, start=k + 1, done=done)
+    result["shared_from"] = str(earlier_dir)
+    return model, result
+
+
+def run_part(part_src, cfg, until: str, shell_flow: str, log, shared: SharedStart | None = None) -> tuple[object, dict]:
+    """Run :data:`STEPS` on one part up to ``until`` (or a missing tool); (last model, result). ``shared``: only
+    the steps after :data:`SHARED_UNTIL`, on that build's model."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    if shared is None:
+        model, result = run_steps(ModelWrapper(str(part_src.qonnx)), STEPS, cfg, until, shell_flow, log)
+    else:
+        name = part_src.part
+        model, result = continue_shared(shared.build_dir / name, shared.report["parts"][name], STEPS, cfg, until,
+                                        shell_flow, log)  # fmt: skip
     io = cfg.io
     if io.verification is not None:
         io.verification.update(part_src.reference)
@@ -185,20 +245,26 @@ def run_part(part_src, cfg, until: str, shell_flow: str, log) -> tuple[object, d
     return model, result
 
 
-def run_merged(models: dict, parts: dict, cfg, until: str, shell_flow: str, log) -> dict:
-    """Merge the parts' verified HW graphs into one two-pipeline model and run :data:`MERGED_STEPS` on it;
-    updates each part's report entry (verification on the merged graph, folded streams, its layers' estimates,
-    its input/output index); returns the merged design's result."""
+def run_merged(models: dict, parts: dict, cfg, until: str, shell_flow: str, log, shared: SharedStart | None = None) -> dict:
+    """Merge the parts' verified HW graphs into one two-pipeline model and run :data:`MERGED_STEPS` on it
+    (``shared``: only the steps after :data:`SHARED_UNTIL`, on that build's merged model); updates each part's
+    report entry (verification on the merged graph, folded streams, its layers' estimates, its input/output
+    index); returns the merged design's result."""
     from vidconv_edge.hw.partio import PartIO
     from vidconv_edge.hw.report import read_part_reports, split_by_pipeline
     from vidconv_edge.hw.steps_merge import merge_pipelines
 
-    log(f"[merged] merging the {' and '.join(models)} pipelines into one design")
-    model = merge_pipelines(models)
-    model.save(str(Path(cfg.output_dir) / "merged_hw_graph.onnx"))
     # the per-pipeline split of the estimates (step_check_pipelines) belongs to the estimates
     stop = "step_check_pipelines" if until == "step_generate_estimate_reports" else until
-    _, result = run_steps(model, MERGED_STEPS, cfg, stop, shell_flow, log)
+    if shared is None:
+        log(f"[merged] merging the {' and '.join(models)} pipelines into one design")
+        model = merge_pipelines(models)
+        model.save(str(Path(cfg.output_dir) / "merged_hw_graph.onnx"))
+        _, result = run_steps(model, MERGED_STEPS, cfg, stop, shell_flow, log)
+    else:
+        shutil.copyfile(shared.build_dir / "merged" / "merged_hw_graph.onnx", Path(cfg.output_dir) / "merged_hw_graph.onnx")
+        _, result = continue_shared(shared.build_dir / "merged", shared.report["merged"], MERGED_STEPS, cfg, stop,
+                                    shell_flow, log)  # fmt: skip
     io = cfg.io
     result["io"] = replace(io, pipelines=None).to_json()  # the layers are in each part's entry
     result["verified"] = bool((io.verification or {}).get("bit_exact", False))
@@ -224,6 +290,19 @@ def run_merged(models: dict, parts: dict, cfg, until: str, shell_flow: str, log)
             parts[name].update(split)
             parts[name]["layers_in"] = "merged"
     return result
+
+
+def shared_source(shared: SharedStart, board: str, part: str, clock: float, out: Path):
+    """The prepared source of ``shared`` with its QONNX files copied to ``out/qonnx`` (a build folder holds its
+    own); ValueError if the earlier build was for another board, part or clock."""
+    earlier = shared.report
+    same_part = earlier["part"] == part or (earlier["part"] == CLIP and part == "both")  # a SEVNet's "both"
+    if (earlier["board"], earlier["clock_ns"]) != (board, clock) or not same_part:
+        raise ValueError(f"a shared start is for {earlier['board']} --part {earlier['part']} at {earlier['clock_ns']} "
+                         f"ns, not {board} --part {part} at {clock} ns")  # fmt: skip
+    shutil.copytree(shared.build_dir / "qonnx", out / "qonnx", dirs_exist_ok=True)
+    src = shared.src
+    return replace(src, parts={n: replace(p, qonnx=out / "qonnx" / p.qonnx.name) for n, p in src.parts.items()})
 
 
 def deploy_bundle(report: dict, src, out: Path) -> dict:
@@ -260,6 +339,7 @@ def build_fpga(
     precision: str | None = None,
     test: str | os.PathLike | None = None,
     log=print,
+    shared: SharedStart | None = None,
 ) -> dict:
     """Build ``source`` for ``board`` into ``out_dir``; returns the report (also ``out_dir/report.json``) and
     writes the deploy bundle ``out_dir/deploy`` once every part has its driver settings.
@@ -270,6 +350,8 @@ def build_fpga(
     ``both`` (one design holding both pipelines, built in ``out_dir/merged``), ``both-separate`` (two
     accelerators) or ``clip`` (a SEVNet's one accelerator, also built for ``both``). ``test``: a held-out set
     (``vidconv_edge.train.heldout``): the quantized model's top-1 on it goes into ``quantization.heldout``.
+    ``shared``: a :class:`SharedStart` to fill (an empty one) or to continue from (the source, ``data``,
+    ``precision``, ``test`` and ``verify_samples`` of the build that filled it apply).
 
     Raises ToolMissing after writing the report when ``until`` asked for a step whose Xilinx tool is absent,
     VerificationFailed when the HW graph is not bit-exact (``strict_verify=False``: reported as ``verified: false``),
@@ -277,7 +359,7 @@ def build_fpga(
     """
     from vidconv_edge.hw.finn_env import apply_finn_environment
     from vidconv_edge.hw.report import combine, read_part_reports, write_report
-    from vidconv_edge.hw.source import CLIP, parts_of, prepare_source
+    from vidconv_edge.hw.source import parts_of, prepare_source
 
     b = get_board(board)
     stop = resolve_until(until)
@@ -294,8 +376,14 @@ def build_fpga(
     out.mkdir(parents=True, exist_ok=True)
     apply_finn_environment(out)
     t0 = time.perf_counter()
-    log(f"preparing the model (--part {part}): QONNX export and reference outputs on a video clip")
-    src = prepare_source(source, b, out, part, verify_samples, video, data, qat_epochs, log, precision, test)
+    past_shared = ALL_STEP_NAMES.index(stop) > ALL_STEP_NAMES.index(SHARED_UNTIL)
+    reuse = shared if shared is not None and shared.src is not None and past_shared else None
+    if reuse is not None:
+        src = shared_source(reuse, b.name, part, clock, out)
+        log(f"continuing the design of {reuse.build_dir} after {SHARED_UNTIL}")
+    else:
+        log(f"preparing the model (--part {part}): QONNX export and reference outputs on a video clip")
+        src = prepare_source(source, b, out, part, verify_samples, video, data, qat_epochs, log, precision, test)
     if CLIP in src.parts:  # a whole-clip model: one accelerator, nothing to merge
         part = CLIP
     report: dict = {
@@ -309,7 +397,13 @@ def build_fpga(
     models = {}
     for name, part_src in src.parts.items():
         cfg = make_config(part_src, b, out / name, fps, clock, verify_samples, strict_verify, used)
-        models[name], result = run_part(part_src, cfg, MERGE_AFTER if merged else stop, b.shell_flow, log)
+        if reuse is not None and merged:  # the parts' steps all precede the merge: the earlier build's
+            copy_models(reuse.build_dir / name, out / name, len(STEPS))
+            result = copy.deepcopy(reuse.report["parts"][name])
+            result["steps"] = [{**s, "shared": True} for s in result["steps"]]
+            models[name], result["shared_from"] = None, str(reuse.build_dir / name)
+        else:
+            models[name], result = run_part(part_src, cfg, MERGE_AFTER if merged else stop, b.shell_flow, log, reuse)
         report_dir = Path(cfg.output_dir) / "report"
         if (report_dir / "estimate_network_performance.json").is_file() and any(
             s["step"] == "step_generate_estimate_reports" for s in result["steps"]
@@ -324,7 +418,7 @@ def build_fpga(
             for n in src.parts
         }  # fmt: skip
         cfg = make_config(None, b, out / "merged", fps, clock, verify_samples, strict_verify, files)
-        report["merged"] = run_merged(models, report["parts"], cfg, stop, b.shell_flow, log)
+        report["merged"] = run_merged(models, report["parts"], cfg, stop, b.shell_flow, log, reuse)
     parts = report["parts"]
     builds = [*parts.values(), *([report["merged"]] if merged else [])]
     report.update(combine(parts, b, src.bits, merged=part == "both"))
@@ -342,6 +436,8 @@ def build_fpga(
     report["flow_seconds"] = round(time.perf_counter() - t0, 1)
     report["deploy"] = deploy_bundle(report, src, out)
     write_report(report, out / "report.json")
+    if shared is not None and shared.src is None:
+        shared.src, shared.build_dir, shared.report = src, out, report
     if stopped and asked_for_missing_tools(until, stopped[0]["stopped_at"]):
         raise ToolMissing(f"--until {stop}: {report['stopped']} (report: {out / 'report.json'})")
     return report

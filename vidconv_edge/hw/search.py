@@ -110,27 +110,23 @@ def search(build: Callable[[float], Trial], start: float = START_FPS, max_trials
 def build_fpga_max_fps(source: str | os.PathLike | None, board: str, out_dir: str | os.PathLike, log=print,
                        max_trials: int = MAX_TRIALS, **options) -> dict:  # fmt: skip
     """``build_fpga`` at the highest target rate that fits ``board``: the search's designs go to
-    ``out_dir/fps_search/`` (estimates only), the best one is built completely into ``out_dir``."""
-    from vidconv_edge.hw.flow import build_fpga
+    ``out_dir/fps_search/`` (estimates only), the best one is built completely into ``out_dir``. The first
+    design prepares (quantizes, exports, verifies) the model; the others and the final build continue its HW
+    graph after the steps that do not depend on the target (``flow.SharedStart``)."""
+    from vidconv_edge.hw.flow import SharedStart, build_fpga
     from vidconv_edge.hw.report import write_report
-    from vidconv_edge.quant.pipeline import FINAL
 
     out = Path(out_dir)
     trials_dir = out / "fps_search"
-    state: dict = {"source": source, "quantization": None}
+    shared = SharedStart()
 
     def build(target: float) -> Trial:
         folder = trials_dir / f"target_{target:g}"
         if folder.exists():
             shutil.rmtree(folder)
         log(f"fps search: building to the estimates at target {target:g} fps")
-        opts = {**options, "until": ESTIMATES, "verify_samples": 1}
-        if state["quantization"] is not None:  # quantized (and held-out tested) once, by the first design
-            opts.update(data=None, qat_epochs=0, precision=None, test=None)
-        report = build_fpga(state["source"], board, folder, target_fps=target, log=lambda _m: None, **opts)
-        if state["quantization"] is None and (folder / "quant" / FINAL).is_file():
-            state["source"] = folder / "quant" / FINAL
-        state["quantization"] = report.get("quantization") or state["quantization"] or {}
+        report = build_fpga(source, board, folder, target_fps=target, log=lambda _m: None, shared=shared,
+                            **{**options, "until": ESTIMATES})  # fmt: skip
         trial = trial_of(target, report)
         fps = "-" if trial.estimated_fps is None else f"{trial.estimated_fps:.1f}"
         log(f"fps search: target {target:g}: {fps} fps, " + ("fits" if trial.fits else f"does not fit ({', '.join(trial.overflow)})"))
@@ -139,9 +135,7 @@ def build_fpga_max_fps(source: str | os.PathLike | None, board: str, out_dir: st
     result = search(build, max_trials=max_trials)
     target = result.best.target_fps if result.best else result.trials[-1].target_fps
     log(f"fps search: building the best design completely (target {target:g} fps)")
-    report = build_fpga(state["source"], board, out, target_fps=target, log=log, **{**options, "test": None})
+    report = build_fpga(source, board, out, target_fps=target, log=log, shared=shared, **options)
     report["fps_search"] = result.to_dict()
-    if state["quantization"]:  # the first design's: how the model was quantized, its held-out top-1 (--test)
-        report["quantization"] = {**(report.get("quantization") or {}), **state["quantization"]}
     write_report(report, out / "report.json")
     return report
