@@ -18,7 +18,6 @@ The steps through :data:`SHARED_UNTIL` read neither the target rate nor the cloc
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import time
@@ -202,26 +201,28 @@ def copy_models(earlier: Path, part_dir: Path, through: int) -> None:
 
 def continue_shared(earlier_dir: Path, earlier: dict, steps: list[tuple[str, str]], cfg, until: str, shell_flow: str,
                     log) -> tuple[object, dict]:  # fmt: skip
-    """Run ``steps`` after :data:`SHARED_UNTIL` on the model an earlier build of the same design (folder
-    ``earlier_dir``, report entry ``earlier``) left there, with what the shared steps recorded: their step
-    entries (``shared: true``), products, stream formats and verification; (last model, result)."""
+    """Run ``steps`` after :data:`SHARED_UNTIL` (none if ``until`` comes first: a part of a merged design) on the
+    model an earlier build of the same design (folder ``earlier_dir``, report entry ``earlier``) left there, with
+    what the shared steps recorded: their step entries (``shared: true``), products, stream formats and
+    verification; (last model, result)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     from vidconv_edge.hw.partio import PartIO, StreamFormat
 
-    k = [name for name, _ in steps].index(SHARED_UNTIL)
+    names = [name for name, _ in steps]
+    k = min(names.index(SHARED_UNTIL), names.index(until))
     copy_models(earlier_dir, Path(cfg.output_dir), k)
-    model = ModelWrapper(str(Path(cfg.output_dir) / "intermediate_models" / f"{k:02d}_{SHARED_UNTIL}.onnx"))
+    model = ModelWrapper(str(Path(cfg.output_dir) / "intermediate_models" / f"{k:02d}_{names[k]}.onnx"))
     io = PartIO.from_json(earlier["io"], str(earlier_dir), "io")
 
     def unfolded(stream: StreamFormat) -> StreamFormat:  # the folding is the later steps' (driver settings)
         return replace(stream, folded_shape=None, packed_shape=None)
 
     cfg.io = PartIO(input=unfolded(io.input), output=unfolded(io.output), verification=io.verification)
-    names = [name for name, _ in steps[: k + 1]]
-    done = {"steps": [{**s, "shared": True} for s in earlier["steps"] if s["step"] in names],
-            "produced": [f"{PRODUCTS[n]} ({part_label(cfg.part_name)})" for n in names if n in PRODUCTS]}  # fmt: skip
-    model, result = run_steps(model, steps, cfg, until, shell_flow, log, start=k + 1, done=done)
+    shared = names[: k + 1]
+    done = {"steps": [{**s, "shared": True} for s in earlier["steps"] if s["step"] in shared],
+            "produced": [f"{PRODUCTS[n]} ({part_label(cfg.part_name)})" for n in shared if n in PRODUCTS]}  # fmt: skip
+    model, result = run_steps(model, steps[: names.index(until) + 1], cfg, until, shell_flow, log, start=k + 1, done=done)
     result["shared_from"] = str(earlier_dir)
     return model, result
 
@@ -397,13 +398,7 @@ def build_fpga(
     models = {}
     for name, part_src in src.parts.items():
         cfg = make_config(part_src, b, out / name, fps, clock, verify_samples, strict_verify, used)
-        if reuse is not None and merged:  # the parts' steps all precede the merge: the earlier build's
-            copy_models(reuse.build_dir / name, out / name, len(STEPS))
-            result = copy.deepcopy(reuse.report["parts"][name])
-            result["steps"] = [{**s, "shared": True} for s in result["steps"]]
-            models[name], result["shared_from"] = None, str(reuse.build_dir / name)
-        else:
-            models[name], result = run_part(part_src, cfg, MERGE_AFTER if merged else stop, b.shell_flow, log, reuse)
+        models[name], result = run_part(part_src, cfg, MERGE_AFTER if merged else stop, b.shell_flow, log, reuse)
         report_dir = Path(cfg.output_dir) / "report"
         if (report_dir / "estimate_network_performance.json").is_file() and any(
             s["step"] == "step_generate_estimate_reports" for s in result["steps"]
