@@ -801,3 +801,54 @@ def test_freeze_bn_needs_qat_epochs(synth, tmp_path, capsys):
     assert main(["quantize", str(root / "float.pt"), "--data", str(data), "--out", str(tmp_path / "r"), "--freeze-bn"]) == 2
     assert "freeze-bn applies to QAT: give QAT epochs (--epochs N) too" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def _graph_with_constant_chains() -> onnx.ModelProto:
+    """x -> Add(c) -> Mul(k) -> Quant(...) -> y, where c = Reshape(Mul(a, 2), Shape(x)) and the Quant's scale
+    is itself a chain of constants; plus a Quant of a constant weight, which must stay."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    init = [numpy_helper.from_array(v, n) for n, v in {
+        "a": np.arange(12, dtype=np.float32), "two": np.array(2.0, np.float32), "half": np.array(0.5, np.float32),
+        "s0": np.array(0.25, np.float32), "zp": np.array(0.0, np.float32), "bw": np.array(4.0, np.float32),
+        "w": np.linspace(-1, 1, 12, dtype=np.float32).reshape(1, 3, 2, 2),
+    }.items()]  # fmt: skip
+    q = dict(domain="qonnx.custom_op.general", signed=1, narrow=0, rounding_mode="ROUND")
+    nodes = [
+        helper.make_node("Mul", ["a", "two"], ["a2"]),
+        helper.make_node("Shape", ["x"], ["xs"]),
+        helper.make_node("Reshape", ["a2", "xs"], ["c"]),
+        helper.make_node("Add", ["x", "c"], ["x1"]),
+        helper.make_node("Mul", ["s0", "two"], ["s1"]),
+        helper.make_node("Mul", ["s1", "half"], ["s"]),
+        helper.make_node("Quant", ["w", "s", "zp", "bw"], ["wq"], **q),
+        helper.make_node("Mul", ["x1", "wq"], ["x2"]),
+        helper.make_node("Quant", ["x2", "s", "zp", "bw"], ["y"], **q),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 2, 2])], init)  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_one_pass_constant_folding_equals_qonnx_folding_node_by_node():
+    """FoldConstantsInOnePass folds the same nodes to the same values as qonnx's FoldConstants (which folds one
+    node per pass), keeps every Quant, and the folded graph computes what the original did."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    from vidconv_edge.export.qonnx import FoldConstantsInOnePass
+
+    source = ModelWrapper(_graph_with_constant_chains())
+    ours = source.transform(FoldConstantsInOnePass())
+    theirs = source.transform(InferShapes()).transform(FoldConstants())
+    assert [n.op_type for n in ours.graph.node] == [n.op_type for n in theirs.graph.node] == ["Add", "Quant", "Mul", "Quant"]
+    for name in ("c", "s"):
+        assert np.array_equal(ours.get_initializer(name), theirs.get_initializer(name))
+    assert np.array_equal(ours.get_initializer("c"), 2 * np.arange(12, dtype=np.float32).reshape(1, 3, 2, 2))
+    assert ours.get_initializer("s") == np.float32(0.25)
+    x = np.random.default_rng(0).normal(size=(1, 3, 2, 2)).astype(np.float32)
+    expect = execute_onnx(source.transform(InferShapes()), {"x": x})["y"]
+    assert np.array_equal(execute_onnx(ours, {"x": x})["y"], expect)
+    assert ours.transform(FoldConstantsInOnePass()).model.SerializeToString() == ours.model.SerializeToString()

@@ -74,11 +74,17 @@ FINN_STEP_TAIL = ("RemoveIdentityOps", "GiveUniqueNodeNames", "GiveReadableTenso
 
 
 class ExactStreamline(Transformation):
-    """FINN's ``Streamline`` transformation list (read from FINN itself), each followed by an exact identity removal."""
+    """FINN's ``Streamline`` transformation list (read from FINN itself), each followed by an exact identity removal.
+
+    The tail after a step that left the graph as it was is skipped: it already ran on that very graph, and it
+    changes nothing the second time (most steps find nothing to do; the tail is most of the time)."""
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
-        for t in finn_streamline_steps():
+        for i, t in enumerate(finn_streamline_steps()):
+            before = model.model.SerializeToString()
             model = model.transform(InFloat64(t))
+            if i > 0 and model.model.SerializeToString() == before:
+                continue
             model = model.transform(RemoveExactIdentityOps())
             model = model.transform(GiveUniqueNodeNames())
             model = model.transform(GiveReadableTensorNames())
