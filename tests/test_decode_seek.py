@@ -149,3 +149,113 @@ def test_resize_at_decode_reaches_both_datasets_from_the_recipe(tmp_path):
     assert train.decode_size(train.path(0)) == (49, 37)
     train, val, _ = build_datasets(tmp_path, InputSpec(frames=4, size=32), stride_range=(1, 1))
     assert not train.resize_at_decode and val.decode_size(val.path(0)) is None
+
+
+def rotated_video(path: Path, degrees: int, n: int = 6, w: int = 96, h: int = 48) -> Path:
+    """Frames stored landscape (w x h) with a display rotation, as a phone stores a video shot upright: an
+    asymmetric pattern (a bright corner block, a grey bar on the right) so every turn and mirror differs."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[: h // 3, : w // 4] = 255
+    img[:, -w // 8 :] = 128
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.set_display_rotation(degrees)
+        for _ in range(n):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        c.mux(s.encode())
+    return path
+
+
+def _opencv_frames(path: Path) -> np.ndarray:
+    """The frames as OpenCV decodes them (it applies the display rotation, as players do): the reference."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(bgr[..., ::-1])
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_rotated_video_is_decoded_upright_by_every_reader(tmp_path, degrees):
+    """read_frames (datasets, predict, eval), the footage loader (synth) and the stream source turn the frames of
+    a video with a display rotation as OpenCV does; unturned, a phone video's pans would read as tilts."""
+    from vidconv_edge.data.footage import load_footage
+    from vidconv_edge.stream.sources import VideoSource
+
+    path = rotated_video(tmp_path / f"r{degrees}.mp4", degrees)
+    ref = _opencv_frames(path)
+    assert ref.shape[1:3] == ((96, 48) if degrees != 180 else (48, 96))
+    got = read_frames(path, range(len(ref)))
+    assert got.shape == ref.shape and np.abs(got.astype(int) - ref).max() <= 2
+    half = read_frames(path, [0], size=(48, 24))  # converted while decoding (stored size), then turned
+    assert half.shape[1:3] == (ref.shape[1] // 2, ref.shape[2] // 2)
+    assert np.abs(half[0].astype(int) - ref[0, ::2, ::2]).mean() < 8
+    footage = load_footage(path)
+    assert footage.frames.shape == ref.shape and np.abs(footage.frames.astype(int) - ref).max() <= 2
+    source = VideoSource(str(path))
+    source.open()
+    try:
+        streamed = np.stack([f.image for f in source.frames()])
+    finally:
+        source.close()
+    assert streamed.shape == ref.shape and np.abs(streamed.astype(int) - ref).max() <= 2
+
+
+def test_photos_are_read_upright_and_16_bit_images_keep_their_contrast(tmp_path):
+    """rgb_image: a photo with an EXIF orientation is turned as viewers show it; a 16-bit grey image is scaled to
+    8 bits (PIL's own conversion clips it to white)."""
+    from vidconv_edge.data.decode import rgb_image
+
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:5, :10] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    Image.fromarray(img).save(tmp_path / "p.jpg", exif=exif, quality=100)
+    with Image.open(tmp_path / "p.jpg") as im:
+        got = rgb_image(im)
+    assert got.shape == (40, 20, 3)
+    assert np.abs(got.astype(int) - np.rot90(img, -1)).max() <= 40  # JPEG edges; the block is in the top right
+    ramp = (np.arange(64 * 32, dtype=np.uint32).reshape(32, 64) * 32).astype(np.uint16)  # 0 .. 65504
+    Image.fromarray(ramp).save(tmp_path / "d.png")
+    with Image.open(tmp_path / "d.png") as im:
+        assert im.mode.startswith("I")
+        got = rgb_image(im)
+    assert got.dtype == np.uint8 and got.shape == (32, 64, 3)
+    assert np.array_equal(got[..., 0], np.round(ramp / 257.0).astype(np.uint8)) and (got[..., 0] == got[..., 2]).all()
+    assert got.min() == 0 and got.max() == 255
+
+
+@pytest.mark.parametrize("motion", ["pan_left", "tilt_up"])
+def test_a_phone_video_of_a_pan_is_a_pan(tmp_path, capsys, motion):
+    """A clip of held-out footage stored as a phone stores an upright recording (frames turned 90 degrees, a display
+    rotation that turns them back): `predict` with the bundled model says what it says of the upright file, the
+    right class; read unturned, the pan would be a tilt and the tilt something else."""
+    import json
+
+    from vidconv_edge.cli import main
+    from vidconv_edge.data.camera_motion import write_camera_motion_dataset
+
+    data = write_camera_motion_dataset(tmp_path / "d", ("builtin:test",), per_class=1, seed=5, heldout=True,
+                                       classes=["static", motion], progress=False)  # fmt: skip
+    upright = data / motion / f"{motion}_0000.mp4"
+    frames = read_frames(upright, range(18))
+    phone = tmp_path / "phone.mp4"
+    with av.open(str(phone), "w") as c:
+        s = c.add_stream("libx264", rate=15)
+        s.width, s.height, s.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
+        s.set_display_rotation(90)
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(f, -1)), format="rgb24")))
+        c.mux(s.encode())
+    labels = []
+    for video in (upright, phone):
+        assert main(["predict", str(video), "--json"]) == 0
+        labels.append(json.loads(capsys.readouterr().out)["predictions"][0])
+    assert labels[0]["label"] == labels[1]["label"] == motion, labels
+    assert abs(labels[0]["prob"] - labels[1]["prob"]) < 0.05

@@ -30,7 +30,7 @@ class VideoReadError(UserError):
 class VideoInfo(NamedTuple):
     num_frames: int
     fps: float
-    width: int
+    width: int  # of the stored frames (a video with a display rotation is read turned: :func:`upright`)
     height: int
 
 
@@ -54,12 +54,12 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
 def read_frames(
     path: str | os.PathLike, indices: Sequence[int] | np.ndarray, size: tuple[int, int] | None = None, seek: bool = True
 ) -> np.ndarray:
-    """Frames at ``indices`` (any order, repeats allowed) as uint8 RGB (N, H, W, 3).
+    """Frames at ``indices`` (any order, repeats allowed) as uint8 RGB (N, H, W, 3), upright (:func:`upright`).
 
     Frame ``i`` is the ``i``-th decoded frame of the first video stream, counted from 0.
     Indices past a stream that ends earlier than its header promised repeat the last frame.
-    ``size``: (width, height) to convert to while decoding (for callers that resize anyway; not the same
-    pixels as resizing the full frames). ``seek``: jump to the keyframe before a wanted frame when the frames
+    ``size``: (width, height) to convert the stored frames to while decoding (for callers that resize anyway; not
+    the same pixels as resizing the full frames; a rotated video's frames are turned afterwards). ``seek``: jump to the keyframe before a wanted frame when the frames
     up to it need not be decoded (the same frames as decoding everything, fewer decoded).
     """
     path = Path(path)
@@ -252,8 +252,28 @@ def _threaded(container):
 
 def _rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
     if size is None:
-        return frame.to_ndarray(format="rgb24")
-    return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+        return upright(frame.to_ndarray(format="rgb24"), frame.rotation)
+    return upright(frame.to_ndarray(format="rgb24", width=size[0], height=size[1]), frame.rotation)
+
+
+def rgb_image(im) -> np.ndarray:
+    """A PIL image as uint8 RGB (H, W, 3), turned upright by its EXIF orientation (as photo viewers show it);
+    a 16-bit grey image scaled to 8 bits (PIL's own conversion clips it: it would come out nearly white)."""
+    from PIL import ImageOps
+
+    im = ImageOps.exif_transpose(im)
+    if im.mode.startswith("I;16") or im.mode == "I":
+        grey = np.clip(np.round(np.asarray(im, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """A decoded frame as it is meant to be shown: turned by its display rotation (degrees counter-clockwise,
+    PyAV's ``VideoFrame.rotation``), as players and OpenCV do. A phone holds a video shot upright as landscape
+    frames plus a rotation: unturned, its pans would look like tilts."""
+    k = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
 
 
 def _resize_rgb(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -291,7 +311,7 @@ def _read_folder(path: Path, idx: np.ndarray) -> np.ndarray:
         file = files[min(i, len(files) - 1)]
         try:
             with Image.open(file) as im:
-                out[i] = np.asarray(im.convert("RGB"), dtype=np.uint8)
+                out[i] = rgb_image(im)
         except (UnidentifiedImageError, OSError) as e:
             raise VideoReadError(file, str(e)) from e
     shapes = {a.shape for a in out.values()}

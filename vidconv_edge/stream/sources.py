@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from vidconv_edge.data.decode import rgb_image, upright
 from vidconv_edge.errors import UserError
 from vidconv_edge.naming import natural_key
 from vidconv_edge.stream.stats import LatencyStats
@@ -115,7 +116,7 @@ class VideoSource(Source):
                 continue
             for f in decoded:
                 try:
-                    image = f.to_ndarray(format="rgb24")
+                    image = upright(f.to_ndarray(format="rgb24"), f.rotation)
                 except (av.error.FFmpegError, ValueError) as e:
                     self._skip(f"frame {index}", e)
                     continue
@@ -150,7 +151,7 @@ class FolderSource(Source):
         for i, path in enumerate(self.files):
             try:
                 with Image.open(path) as img:
-                    image = np.array(img.convert("RGB"))
+                    image = rgb_image(img)
             except (OSError, SyntaxError, ValueError) as e:
                 self._skip(path.name, e)
                 continue
