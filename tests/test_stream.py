@@ -162,6 +162,24 @@ def test_stream_equals_whole_model(name, stride, pad):
         assert np.abs(preds[-1].logits - wrong).max() > 1e-2
 
 
+@pytest.mark.parametrize("step,stride", [(2, 1), (3, 2)])
+def test_a_frame_step_streams_every_kth_frame_as_the_whole_model_sees_them(step, stride):
+    """frame_step K: the windows are of frames 0, K, 2K, ... (the whole model on those frames gives the logits),
+    outputs are tagged with their source frame, and the stride counts taken frames."""
+    model = lively(MODELS["vic_edge"]())
+    frames = torch.randn(40, 3, 64, 64).numpy()
+    engine = StreamEngine(TorchBackend(model, CLASSES), stride=stride, frame_step=step)
+    preds = [engine.push(f, i, i / 30) for i, f in enumerate(frames)]
+    taken = list(range(0, 40, step))
+    assert [p.frame for p in preds if p] == taken[8::stride]
+    with torch.inference_mode():
+        for p in (p for p in preds if p):
+            window = taken[taken.index(p.frame) - 8 : taken.index(p.frame) + 1]
+            ref = model(torch.from_numpy(frames[window])[None])[0].numpy()
+            assert np.abs(p.logits - ref).max() <= 1e-5
+    assert engine.offered == 40 and engine.pushed == len(taken)
+
+
 def test_recompute_reports_the_difference():
     engine = StreamEngine(TorchBackend(small_edge(), CLASSES), recompute=True)
     preds = [engine.push(f, i, 0.0) for i, f in enumerate(torch.randn(11, 3, 64, 64).numpy())]
@@ -312,6 +330,8 @@ def test_engine_rejects_bad_settings():
         StreamEngine(backend, pad="last")
     with pytest.raises(UserError, match="--stride must be >= 1"):
         StreamEngine(backend, stride=0)
+    with pytest.raises(UserError, match="--frame-step must be >= 1, got 0"):
+        StreamEngine(backend, frame_step=0)
 
 
 def test_model_without_the_split_streams_the_whole_window(video):
@@ -363,6 +383,29 @@ def test_run_stream_writes_jsonl_and_overlay(video, edge_ckpt, tmp_path):
     assert summary["early_ms_p50"] > 0 and summary["later_ms_p95"] >= summary["later_ms_p50"]
     assert not summary["interrupted"] and summary["overlay"] == str(out_mp4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "out.mp4"]  # no temp files left
+
+
+def test_cli_frame_step_takes_every_second_frame_and_the_overlay_keeps_them_all(video, edge_ckpt, tmp_path, capsys):
+    """`stream --frame-step 2`: outputs at source frames 16, 18, ... of a 24-frame video (the window of 9 taken
+    frames 0, 2, ..., 16 first), logits of the whole model on those frames; the overlay has every frame."""
+    from vidconv_edge.cli import main
+
+    long_video = write_video(tmp_path / "v.mp4", frames=24)
+    out_json, out_mp4 = tmp_path / "o.jsonl", tmp_path / "o.mp4"
+    args = ["stream", str(edge_ckpt), "--source", str(long_video), "--frame-step", "2", "--jsonl", str(out_json),
+            "--overlay", str(out_mp4), "--json", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    lines = [json.loads(line) for line in out_json.read_text().splitlines()]
+    assert [r["frame"] for r in lines] == [16, 18, 20, 22]
+    assert summary["frame_step"] == 2 and summary["frames_in"] == 24 and summary["outputs"] == 4
+    backend = open_backend(edge_ckpt)
+    prep = Preprocessor(backend.input_spec)
+    x = np.stack([prep(f) for f in decoded(long_video)])
+    assert np.abs(np.array(lines[0]["logits"]) - backend.full(x[None, 0:17:2])[0]).max() <= 1e-5
+    assert len(decoded(out_mp4)) == 24
+    assert main(["stream", str(edge_ckpt), "--source", str(long_video), "--frame-step", "0"]) == 2
+    assert "--frame-step must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_overlay_draws_warmup_then_label(video, edge_ckpt, tmp_path):

@@ -135,7 +135,8 @@ def test_one_backend_serves_all_sources(videos, ckpt, monkeypatch):
 
 def test_summary_fields_and_units(videos, ckpt, tmp_path):
     summary = run_streams(videos, ckpt, jsonl=tmp_path / "o.jsonl", progress=False)
-    assert set(summary) == {"backend", "model", "sources", "total", "elapsed_s", "interrupted", "jsonl"}
+    assert set(summary) == {"backend", "model", "sources", "total", "elapsed_s", "interrupted", "jsonl", "frame_step"}
+    assert summary["frame_step"] == 1
     assert summary["jsonl"] == str(tmp_path / "o.jsonl") and summary["interrupted"] is False
     assert run_streams(videos[:1], ckpt, progress=False)["jsonl"] is None
     for s in summary["sources"]:

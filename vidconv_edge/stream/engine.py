@@ -59,11 +59,17 @@ class StreamEngine:
     maximum absolute difference of the logits (the exactness check; slow by design).
     A ``whole_clip`` backend (a model without an early/later split, e.g. SEVNet's FPGA accelerator) has no
     feature buffer: the ring holds the last L frames and each output runs the whole model on them.
+    ``frame_step`` K: only every K-th frame offered is taken (frames 0, K, 2K, ...), the others are dropped
+    unseen: a model trained on 15 fps clips sees a 30 fps camera at its own pace with K = 2. ``stride`` and
+    the warm-up count taken frames.
     """
 
-    def __init__(self, backend: Backend, stride: int = 1, pad: str = "none", topk: int = 5, recompute: bool = False):
+    def __init__(self, backend: Backend, stride: int = 1, pad: str = "none", topk: int = 5, recompute: bool = False,
+                 frame_step: int = 1):  # fmt: skip
         if stride < 1:
             raise UserError(f"--stride must be >= 1, got {stride}")
+        if frame_step < 1:
+            raise UserError(f"--frame-step must be >= 1, got {frame_step}")
         if pad not in PAD_POLICIES:
             raise UserError(f"unknown pad policy '{pad}': choose one of {', '.join(PAD_POLICIES)}")
         if topk < 1:
@@ -83,6 +89,7 @@ class StreamEngine:
         self._collage: Collage | None = None  # the later-net's input, reused every output
         self.timings = Timings()
         self.max_abs_diff = 0.0 if recompute else None
+        self.frame_step, self.offered = frame_step, 0
         self.pushed = 0
         self._ready_at: int | None = None  # push count at which the first window was complete
 
@@ -93,6 +100,9 @@ class StreamEngine:
 
     def push(self, frame: np.ndarray, index: int, time_s: float) -> Prediction | None:
         """Feed one normalised frame (3, S, S) float32; returns a prediction on output steps."""
+        self.offered += 1
+        if (self.offered - 1) % self.frame_step:
+            return None
         if self.whole_clip:
             feat = frame
         else:

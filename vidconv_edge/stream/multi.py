@@ -66,11 +66,13 @@ def run_streams(
     progress: bool = True,
     on_prediction: Callable[[str, Prediction], None] | None = None,
     names: Sequence[str] | None = None,
+    frame_step: int = 1,
 ) -> dict:
     """Stream every source of ``sources`` through one backend; returns the summary (per source and in total).
 
     JSONL lines carry ``"source"``: ``names`` (the sources as the user gave them; default ``str(source)``);
-    ``overlay`` F.mp4 writes one overlay per source (:func:`overlay_paths`).
+    ``overlay`` F.mp4 writes one overlay per source (:func:`overlay_paths`); ``frame_step``: each source's
+    model takes every K-th frame of it.
     """
     if len(sources) < 1:
         raise UserError("no source to stream")
@@ -82,7 +84,7 @@ def run_streams(
     overlays = overlay_paths(overlay, len(sources)) if overlay else [None] * len(sources)
     lanes = [
         _Lane(name, FrameReader(src, Preprocessor(be.input_spec)),
-              StreamEngine(be, stride=stride, pad=pad, topk=topk, recompute=recompute),
+              StreamEngine(be, stride=stride, pad=pad, topk=topk, recompute=recompute, frame_step=frame_step),
               OverlayWriter(path, src.fps) if path else None)  # fmt: skip
         for name, src, path in zip(names, opened, overlays)
     ]
@@ -125,7 +127,7 @@ def run_streams(
                 lane.overlay.close(ok)
         if json_out is not None:
             json_out.close(ok)
-    return _summary(be, lanes, time.perf_counter() - t_start, interrupted, jsonl)
+    return {**_summary(be, lanes, time.perf_counter() - t_start, interrupted, jsonl), "frame_step": frame_step}
 
 
 def _serve(lane: _Lane, frame, x: np.ndarray, json_out: JsonlWriter | None, on_prediction) -> None:

@@ -45,16 +45,18 @@ def run_stream(
     recompute: bool = False,
     progress: bool = True,
     on_prediction: Callable[[Prediction], None] | None = None,
+    frame_step: int = 1,
 ) -> dict:
     """Stream ``source`` through ``model`` and return the summary dict.
 
     ``model``: a checkpoint, an ONNX early part or folder, a build-fpga folder, a ready
     :class:`Backend`, or None for the bundled default checkpoint. ``backend`` is inferred from
     ``model`` when None. Ctrl-C (KeyboardInterrupt) stops cleanly: the JSONL and MP4 written so
-    far are finalised and the summary has ``interrupted: True``.
+    far are finalised and the summary has ``interrupted: True``. ``frame_step``: the model takes every K-th
+    frame (:class:`StreamEngine`); the overlay still shows every frame.
     """
     be = model if isinstance(model, Backend) else open_backend(model, backend)
-    engine = StreamEngine(be, stride=stride, pad=pad, topk=topk, recompute=recompute)
+    engine = StreamEngine(be, stride=stride, pad=pad, topk=topk, recompute=recompute, frame_step=frame_step)
     window = LiveWindow() if show else None
     src = open_source(source)
     reader = FrameReader(src, Preprocessor(be.input_spec)).start()
@@ -134,7 +136,8 @@ def _engine_stats(engine: StreamEngine, frames_in: int, elapsed: float) -> dict:
     if engine.whole_clip:
         clip = engine.timings.full.percentiles()
         return {
-            "outputs": engine.timings.full.count, "stride": engine.stride, "pad": engine.pad,
+            "outputs": engine.timings.full.count, "stride": engine.stride, "frame_step": engine.frame_step,
+            "pad": engine.pad,
             "fps": round(frames_in / elapsed, 2) if elapsed > 0 else None,
             "clip_ms_p50": clip[0], "clip_ms_p95": clip[1],
         }  # fmt: skip
@@ -143,6 +146,7 @@ def _engine_stats(engine: StreamEngine, frames_in: int, elapsed: float) -> dict:
     stats = {
         "outputs": engine.timings.later.count,
         "stride": engine.stride,
+        "frame_step": engine.frame_step,
         "pad": engine.pad,
         "fps": round(frames_in / elapsed, 2) if elapsed > 0 else None,
         "early_ms_p50": early[0],
