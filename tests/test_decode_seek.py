@@ -210,7 +210,7 @@ def test_a_rotated_video_is_decoded_upright_by_every_reader(tmp_path, degrees):
 def test_photos_are_read_upright_and_16_bit_images_keep_their_contrast(tmp_path):
     """rgb_image: a photo with an EXIF orientation is turned as viewers show it; a 16-bit grey image is scaled to
     8 bits (PIL's own conversion clips it to white)."""
-    from vidconv_edge.data.decode import rgb_image
+    from vidconv_edge.pictures import rgb_image
 
     img = np.zeros((20, 40, 3), np.uint8)
     img[:5, :10] = 255

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vidconv_edge"
 
 # Layer of each top-level module or package of vidconv_edge, bottom to top. A module may import its own layer and
 # the ones below it, never one above. The base layer: the top-level utilities, the package root and its assets.
-BASE = ("__init__", "assets", "checkpoint", "errors", "io", "naming", "progress", "spec", "tables")
+BASE = ("__init__", "assets", "checkpoint", "errors", "io", "naming", "pictures", "progress", "spec", "tables")
 ORDER: tuple[tuple[str, ...], ...] = (
     BASE,
     ("data",),

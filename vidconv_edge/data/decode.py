@@ -12,6 +12,7 @@ import numpy as np
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.naming import natural_key
+from vidconv_edge.pictures import frame_rgb, rgb_image
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -30,7 +31,7 @@ class VideoReadError(UserError):
 class VideoInfo(NamedTuple):
     num_frames: int
     fps: float
-    width: int  # of the stored frames (a video with a display rotation is read turned: :func:`upright`)
+    width: int  # of the stored frames (a video with a display rotation is read turned: ``pictures.upright``)
     height: int
 
 
@@ -54,7 +55,7 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
 def read_frames(
     path: str | os.PathLike, indices: Sequence[int] | np.ndarray, size: tuple[int, int] | None = None, seek: bool = True
 ) -> np.ndarray:
-    """Frames at ``indices`` (any order, repeats allowed) as uint8 RGB (N, H, W, 3), upright (:func:`upright`).
+    """Frames at ``indices`` (any order, repeats allowed) as uint8 RGB (N, H, W, 3), upright (``pictures.upright``).
 
     Frame ``i`` is the ``i``-th decoded frame of the first video stream, counted from 0.
     Indices past a stream that ends earlier than its header promised repeat the last frame.
@@ -168,14 +169,14 @@ def _decode_sequential(path: Path, container, stream, want: list[int], size: tup
     tail = None  # the last decoded frame, for indices past a stream that ends early
     for pos, frame in enumerate(container.decode(stream)):
         if pos in want_set:
-            got[pos] = _rgb(frame, size)
+            got[pos] = frame_rgb(frame, size)
         tail = frame
         if pos >= last:
             break
     if len(got) < len(want_set):
         if tail is None:
             raise VideoReadError(path, "no frame could be decoded")
-        end = _rgb(tail, size)
+        end = frame_rgb(tail, size)
         got.update({i: end for i in want_set - got.keys()})
     return got
 
@@ -198,7 +199,7 @@ def _decode_seeking(container, stream, want: list[int], index: _Index, size: tup
                 raise _SeekMiss  # the stream ended early, a pts not in the index, or the seek went past
             pos = i + 1
             if i == target:
-                decoded[i] = _rgb(frame, size)
+                decoded[i] = frame_rgb(frame, size)
     return {w: decoded[min(w, last)] for w in want}
 
 
@@ -250,30 +251,6 @@ def _threaded(container):
     return stream
 
 
-def _rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
-    if size is None:
-        return upright(frame.to_ndarray(format="rgb24"), frame.rotation)
-    return upright(frame.to_ndarray(format="rgb24", width=size[0], height=size[1]), frame.rotation)
-
-
-def rgb_image(im) -> np.ndarray:
-    """A PIL image as uint8 RGB (H, W, 3), turned upright by its EXIF orientation (as photo viewers show it);
-    a 16-bit grey image scaled to 8 bits (PIL's own conversion clips it: it would come out nearly white)."""
-    from PIL import ImageOps
-
-    im = ImageOps.exif_transpose(im)
-    if im.mode.startswith("I;16") or im.mode == "I":
-        grey = np.clip(np.round(np.asarray(im, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
-
-
-def upright(image: np.ndarray, rotation: float) -> np.ndarray:
-    """A decoded frame as it is meant to be shown: turned by its display rotation (degrees counter-clockwise,
-    PyAV's ``VideoFrame.rotation``), as players and OpenCV do. A phone holds a video shot upright as landscape
-    frames plus a rotation: unturned, its pans would look like tilts."""
-    k = round(rotation / 90) % 4
-    return np.ascontiguousarray(np.rot90(image, k)) if k else image
 
 
 def _resize_rgb(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:

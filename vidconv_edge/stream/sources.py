@@ -21,9 +21,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from vidconv_edge.data.decode import rgb_image, upright
 from vidconv_edge.errors import UserError
 from vidconv_edge.naming import natural_key
+from vidconv_edge.pictures import frame_rgb, rgb_image
 from vidconv_edge.stream.stats import LatencyStats
 
 log = logging.getLogger("vidconv_edge.stream")
@@ -116,7 +116,7 @@ class VideoSource(Source):
                 continue
             for f in decoded:
                 try:
-                    image = upright(f.to_ndarray(format="rgb24"), f.rotation)
+                    image = frame_rgb(f)
                 except (av.error.FFmpegError, ValueError) as e:
                     self._skip(f"frame {index}", e)
                     continue
