@@ -217,3 +217,25 @@ def test_synth_cli_camera_motion_and_bad_input(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "bad").exists()
     r = run_cli("synth", str(tmp_path / "x"), "--footage", str(tmp_path / "scene.jpg"))
     assert r.returncode == 2 and "--task camera-motion" in r.stderr
+
+
+def test_an_animated_gif_is_video_footage_and_a_folder_scan_finds_it(tmp_path):
+    """An animated GIF is a video (its frames play under the window, like an MP4's), a one-frame GIF a still, and
+    both are found in a folder of footage; their pixels are the GIF's."""
+    from PIL import Image
+
+    from vidconv_edge.data.footage import footage_files
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 256, (160, 240, 3), dtype=np.uint8)
+    frames = [Image.fromarray(np.ascontiguousarray(np.roll(scene, 3 * i, axis=1))) for i in range(12)]
+    folder = tmp_path / "footage"
+    folder.mkdir()
+    frames[0].save(folder / "clip.gif", save_all=True, append_images=frames[1:], duration=66, loop=0)
+    frames[0].save(folder / "still.gif")
+    assert footage_files([folder]) == [folder / "clip.gif", folder / "still.gif"]
+    clip, still = (load_footage(folder / n) for n in ("clip.gif", "still.gif"))
+    assert clip.is_video and clip.frames.shape == (12, 160, 240, 3) and not still.is_video
+    with Image.open(folder / "clip.gif") as im:
+        im.seek(5)
+        assert np.array_equal(clip.frames[5], np.asarray(im.convert("RGB")))

@@ -14,7 +14,7 @@ from vidconv_edge.errors import UserError
 from vidconv_edge.naming import natural_key
 from vidconv_edge.pictures import frame_rgb, rgb_image
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".gif")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 FOLDER_FPS = 30.0  # frame folders carry no rate; MMAction2's rawframe datasets assume 30 fps
 
