@@ -60,8 +60,9 @@ def read_frames(
     Frame ``i`` is the ``i``-th decoded frame of the first video stream, counted from 0.
     Indices past a stream that ends earlier than its header promised repeat the last frame.
     ``size``: (width, height) to convert the stored frames to while decoding (for callers that resize anyway; not
-    the same pixels as resizing the full frames; a rotated video's frames are turned afterwards). ``seek``: jump to the keyframe before a wanted frame when the frames
-    up to it need not be decoded (the same frames as decoding everything, fewer decoded).
+    the same pixels as resizing the full frames; a rotated video's frames are turned afterwards). ``seek``: jump to
+    the keyframe before a wanted frame when the frames up to it need not be decoded (the same frames as decoding
+    everything, fewer decoded).
     """
     path = Path(path)
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -249,8 +250,6 @@ def _threaded(container):
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     return stream
-
-
 
 
 def _resize_rgb(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:

