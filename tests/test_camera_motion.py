@@ -89,6 +89,10 @@ def test_windows_too_flat_to_show_the_motion_are_not_used(tmp_path):
     half[:, 200:] = texture(300, 200, 2)  # textured on the right: clips come from there
     clip, _ = render_clip("pan_left", Footage("half", half[None], shots=[(0, 1)]), 8, 64, np.random.default_rng(0), r=PLAIN)
     assert has_texture(clip[0]) and has_texture(clip[-1])
+    from vidconv_edge.data.camera_motion import has_textured_windows
+
+    assert has_textured_windows(Footage("half", half[None], shots=[(0, 1)]), 64)
+    assert not has_textured_windows(Footage("sky", sky[None], shots=[(0, 1)]), 64)
     Image.fromarray(sky).save(tmp_path / "sky.png")
     with pytest.raises(UserError, match="too flat to show the motion"):
         write_camera_motion_dataset(tmp_path / "s", [tmp_path / "sky.png"], per_class=1, frames=6, size=64, progress=False)
@@ -158,10 +162,12 @@ def test_bad_footage_is_named_and_skipped_and_nothing_usable_is_an_error(tmp_pat
     (tmp_path / "corrupt.mp4").write_bytes(b"not a video at all")
     Image.fromarray(texture(24, 50, 4)).save(tmp_path / "tiny.png")
     Image.fromarray(texture(120, 150, 5)).save(tmp_path / "good.png")
+    Image.fromarray(np.full((120, 150, 3), 200, np.uint8)).save(tmp_path / "wall.png")  # no texture anywhere
     out = write_camera_motion_dataset(tmp_path / "set", [tmp_path], per_class=1, frames=6, size=64, progress=False)
     err = capsys.readouterr().err
     assert "corrupt.mp4" in err and "cannot be decoded" in err
     assert "tiny.png" in err and "smaller than the smallest crop window" in err
+    assert "skipped footage " + str(tmp_path / "wall.png") + ": too flat to show the motion" in err
     assert json.loads((out / "synth.json").read_text())["footage"] == [str(tmp_path / "good.png")]
     with pytest.raises(UserError, match="no usable footage"):
         write_camera_motion_dataset(tmp_path / "none", [tmp_path / "corrupt.mp4", tmp_path / "tiny.png", tmp_path / "missing"],

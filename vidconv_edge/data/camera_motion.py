@@ -155,6 +155,23 @@ def has_texture(window: np.ndarray) -> bool:
     return float((blocks > TEXTURE_STD).mean()) >= TEXTURED_SHARE
 
 
+def has_textured_windows(footage: Footage, size: int) -> bool:
+    """True if any of a 3 x 3 grid of half-short-side windows (at least ``size`` / 2 px) of the first, middle or
+    last frame has texture (:func:`has_texture`). Footage without one (a blank wall, fog, a lens cap) would only
+    ever give windows too flat to show the motion."""
+    import cv2
+
+    frames, (h, w) = footage.frames, footage.frames.shape[1:3]
+    side = min(max(size // 2, min(h, w) // 2), h, w)
+    for t in sorted({0, len(frames) // 2, len(frames) - 1}):
+        for y in np.linspace(0, h - side, 3).astype(int):
+            for x in np.linspace(0, w - side, 3).astype(int):
+                window = cv2.resize(frames[t, y : y + side, x : x + side], (TEXTURE_SIDE, TEXTURE_SIDE), interpolation=cv2.INTER_AREA)
+                if has_texture(window):
+                    return True
+    return False
+
+
 def _inside(path: Path2D, transforms: np.ndarray, height: int, width: int) -> bool:
     """Every window corner of every frame lies inside the frame it is cut from."""
     corners = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], dtype=np.float64) / 2
@@ -293,8 +310,9 @@ def _photometric(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def load_usable_footage(specs: Sequence[str | os.PathLike], size: int, progress: bool = True) -> list[Footage]:
-    """Decode the footage of ``specs``; footage that cannot be decoded or is smaller than the crop window (its
-    short side under ``size`` / 2) is named and skipped. UserError (exit 2) when nothing usable remains."""
+    """Decode the footage of ``specs``; footage that cannot be decoded, is smaller than the crop window (its
+    short side under ``size`` / 2) or has no window with texture is named and skipped. UserError (exit 2) when
+    nothing usable remains."""
     import sys
 
     files = footage_files(specs)
@@ -309,10 +327,14 @@ def load_usable_footage(specs: Sequence[str | os.PathLike], size: int, progress:
             print(f"warning: skipped footage {file}: {f.frames.shape[2]}x{f.frames.shape[1]} is smaller than the "
                   f"smallest crop window ({size // 2} px for {size} px clips)", file=sys.stderr)  # fmt: skip
             continue
+        if not has_textured_windows(f, size):
+            print(f"warning: skipped footage {file}: too flat to show the motion (no window with texture)", file=sys.stderr)
+            continue
         usable.append(f)
     if not usable:
         given = ", ".join(map(str, specs)) or "(none)"
-        raise UserError(f"no usable footage in {given}: give video or image files (or folders of them) at least {size // 2} px on the short side")
+        raise UserError(f"no usable footage in {given}: give video or image files (or folders of them) at least "
+                        f"{size // 2} px on the short side, with texture (not too flat to show the motion)")  # fmt: skip
     return usable
 
 
