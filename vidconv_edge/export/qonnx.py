@@ -74,7 +74,7 @@ class FoldConstantsInOnePass(Transformation):
     graph and one shape inference at the end. qonnx's folds one node per pass, each followed by shape inference
     on the whole graph: ~0.3 s per node, and SEVNet's FPGA form (row masks) exports ~130 constant nodes."""
 
-    def __init__(self, exclude_op_types: tuple[str, ...] = ("Quant", "BipolarQuant")):
+    def __init__(self, exclude_op_types: tuple[str, ...] = QUANT_OPS):
         super().__init__()
         self.exclude_op_types = exclude_op_types
 
@@ -144,7 +144,7 @@ def export_qonnx(
     with atomic_path(path) as tmp:
         _brevitas_export(brevitas_export_qonnx, qmodel, tmp, part)
         model = ModelWrapper(str(tmp)).transform(FoldBiasQuant(), cleanup=False)
-        model = model.transform(FoldConstantsInOnePass(QUANT_OPS))
+        model = model.transform(FoldConstantsInOnePass())
         proto = cleanup_model(model).model
         check_plain_2d(proto)
         meta = export_metadata(

@@ -80,16 +80,18 @@ class ExactStreamline(Transformation):
     changes nothing the second time (most steps find nothing to do; the tail is most of the time)."""
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        graph = model.model.SerializeToString()
         for i, t in enumerate(finn_streamline_steps()):
-            before = model.model.SerializeToString()
             model = model.transform(InFloat64(t))
-            if i > 0 and model.model.SerializeToString() == before:
+            stepped = model.model.SerializeToString()
+            if i > 0 and stepped == graph:
                 continue
             model = model.transform(RemoveExactIdentityOps())
             model = model.transform(GiveUniqueNodeNames())
             model = model.transform(GiveReadableTensorNames())
             model = model.transform(InferDataTypes())
             model = model.transform(InferDataLayouts())
+            graph = model.model.SerializeToString()
         return model, False
 
 

@@ -127,7 +127,7 @@ def run_streams(
                 lane.overlay.close(ok)
         if json_out is not None:
             json_out.close(ok)
-    return {**_summary(be, lanes, time.perf_counter() - t_start, interrupted, jsonl), "frame_step": frame_step}
+    return _summary(be, lanes, time.perf_counter() - t_start, interrupted, jsonl)
 
 
 def _serve(lane: _Lane, frame, x: np.ndarray, json_out: JsonlWriter | None, on_prediction) -> None:
@@ -175,6 +175,7 @@ def _summary(be: Backend, lanes: list[_Lane], elapsed: float, interrupted: bool,
                   "failed": [lane.name for lane in lanes if lane.error],
                   "host_ms_per_frame": host_cost_per_frame(host, frames)},
         "elapsed_s": round(elapsed, 3), "interrupted": interrupted, "jsonl": str(Path(jsonl)) if jsonl else None,
+        "frame_step": lanes[0].engine.frame_step,
     }  # fmt: skip
 
 
