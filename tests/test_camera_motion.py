@@ -199,10 +199,14 @@ def test_dataset_layout_lists_and_reproducibility(tmp_path):
 
 
 def test_builtin_footage_is_installed_and_the_splits_are_disjoint():
-    train, test = builtin_footage("train"), builtin_footage("test")
-    assert len(train) >= 10 and len(test) >= 4
-    assert not {p.name for p in train} & {p.name for p in test}
-    assert any(p.suffix == ".mp4" for p in train) and any(p.suffix == ".mp4" for p in test)  # videos that play
+    from vidconv_edge.data.footage import BUILTIN_FOOTAGE
+
+    groups = {split: builtin_footage(split) for split in ("train", "val", "test")}
+    assert {split: len(files) for split, files in groups.items()} == {s: len(BUILTIN_FOOTAGE[s]) for s in groups}
+    names = [p.name for files in groups.values() for p in files]
+    assert len(names) == len(set(names))
+    assert all(any(p.suffix in (".mp4", ".mpg") for p in files) for files in groups.values())  # videos that play
+    assert all(p.suffix in (".mp4", ".mpg") for p in groups["val"])  # the selection footage is all real video
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -538,6 +538,32 @@ def test_quantize_reports_a_held_out_set_apart_from_validation(synth, tmp_path, 
     assert code == 2 and "were used for calibration and QAT training" in err
 
 
+def test_quantize_chooses_on_the_val_set_it_is_given(synth, tmp_path, capsys):
+    """--val: clips of other footage replace --data's validation split for the PTQ/QAT figures and the choice
+    (the calibrated top-1 is the one eval measures on them); a val list holding training clips is refused."""
+    from vidconv_edge.data import write_synthetic_dataset
+
+    root, data = synth
+    val = write_synthetic_dataset(tmp_path / "val", per_class=1, frames=12, size=32, seed=11, progress=False)
+    (val / "test.txt").write_text((val / "train.txt").read_text() + (val / "val.txt").read_text())
+    code, text, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "r",
+                           "--calib-batches", "1", "--epochs", "1", "--val", val, "--json", "--quiet")  # fmt: skip
+    assert code == 0, err
+    got = json.loads(text)
+    assert got["val"] == str(val) and got["val_videos"] == 10
+    for ckpt, figure in (("calibrated.pt", "ptq_top1"), ("best.pt", "qat_top1")):
+        code, measured, err = _cli(capsys, "eval", tmp_path / "r" / ckpt, "--data", val, "--list", val / "test.txt",
+                                   "--json", "--quiet")  # fmt: skip
+        assert code == 0, err
+        assert json.loads(measured)["top1"] == pytest.approx(got[figure], abs=1e-6)
+    assert got["quant_top1"] == max(got["ptq_top1"], got["qat_top1"])
+    code, _, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "r2",
+                        "--calib-batches", "1", "--val", data / "train.txt")  # fmt: skip
+    assert code == 2 and "--val: " in err and "were used for calibration and QAT training" in err
+    code, _, err = _cli(capsys, "quantize", root / "float.pt", "--data", data, "--out", tmp_path / "r3", "--val", tmp_path / "nope")
+    assert code == 2 and f"--val {tmp_path / 'nope'}: no such folder or list file" in err
+
+
 # -- eval of quantized checkpoints and ONNX files ---------------------------------------------------------
 def _cli(capsys, *argv) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])

