@@ -281,6 +281,30 @@ def test_build_datasets_shapes(synth_dir):
         build_datasets(synth_dir, (9, 64), stride=3)
 
 
+def test_evaluation_clips_of_a_faster_video_span_the_time_the_model_learnt(tmp_path):
+    """A 10 fps video for a model of 5 fps clips (recipe frame_rate 5): strides x2, frames 2, 6, ..., 18 (the same
+    1.6 s as stride 2 at 5 fps); at the model's own rate, or with no rate recorded, the recipe's stride 2."""
+    from vidconv_edge.train.eval_data import eval_dataset
+
+    path = tmp_path / "ramp.mp4"
+    levels = ramp_video(path, n=20)  # 10 fps
+
+    def frames_of(clip: torch.Tensor) -> list[int]:
+        return [int(np.argmin([abs(float(f.float().mean()) - v) for v in levels])) for f in clip]
+
+    options = dict(stride_range=(1, 2), test_stride=2)
+    assert frames_of(load_test_clip(path, (5, 32), **options, frame_rate=5.0)) == [2, 6, 10, 14, 18]
+    assert frames_of(load_test_clip(path, (5, 32), **options, frame_rate=10.0)) == [6, 8, 10, 12, 14]
+    assert frames_of(load_test_clip(path, (5, 32), **options)) == [6, 8, 10, 12, 14]
+    (tmp_path / "list.txt").write_text("ramp.mp4 0\n")
+    ckpt = {"class_names": ["a"], "input_spec": {"frames": 5, "size": 32},
+            "recipe": {"data": {**options, "frame_rate": 5.0}}}  # fmt: skip
+    assert frames_of(eval_dataset(tmp_path, ckpt, tmp_path / "list.txt")[0][0]) == [2, 6, 10, 14, 18]
+    train = VideoClipDataset([(str(path), 0)], clip_len=5, size=32, train=True, stride_range=(2, 2), frame_rate=5.0)
+    got = frames_of(train[0][0])
+    assert all(b - a == 2 for a, b in zip(got, got[1:]))  # training clips are not paced
+
+
 def test_corrupt_videos_skipped_and_counted(synth_dir, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"garbage" * 50)

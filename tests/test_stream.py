@@ -207,7 +207,7 @@ class _ClockBackend:
     call spends the next preset duration on a :class:`_Clock`."""
 
     name, model_name, class_names = "clock", "clock", ["a", "b"]
-    channels_last, whole_clip = False, False
+    channels_last, whole_clip, frame_rate = False, False, None
     input_spec = InputSpec(9, 4, layout=(3, 3))
 
     def __init__(self, clock: _Clock):
@@ -383,6 +383,41 @@ def test_run_stream_writes_jsonl_and_overlay(video, edge_ckpt, tmp_path):
     assert summary["early_ms_p50"] > 0 and summary["later_ms_p95"] >= summary["later_ms_p50"]
     assert not summary["interrupted"] and summary["overlay"] == str(out_mp4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "out.mp4"]  # no temp files left
+
+
+@pytest.mark.parametrize("source_fps, model_rate, step", [(30, 15, 2), (25, 15, 2), (20, 15, 1), (60, 15, 4),
+                                                         (29.97, 15, 2), (10, 15, 1), (None, 15, 1), (30, None, 1)])
+def test_the_automatic_frame_step_brings_the_source_nearest_the_models_frame_rate(source_fps, model_rate, step):
+    from vidconv_edge.stream.engine import paced_frame_step
+
+    assert paced_frame_step(source_fps, model_rate) == step
+
+
+def test_cli_frame_step_auto_paces_a_faster_source_to_the_rate_the_model_learnt(video, tmp_path, capsys):
+    """A model whose recipe records 5 fps training clips takes every 2nd frame of a 10 fps video by default (the
+    outputs of --frame-step 2); without a recorded rate, and with --frame-step 1, it takes every frame."""
+    from vidconv_edge.cli import main
+
+    paced = tmp_path / "paced.pt"
+    torch.manual_seed(0)
+    save_checkpoint(paced, small_edge(), CLASSES, recipe={"data": {"frame_rate": 5.0}})
+    long_video = write_video(tmp_path / "v.mp4", frames=24)  # 10 fps
+
+    def stream(*extra) -> tuple[dict, list[int]]:
+        out_json = tmp_path / "o.jsonl"
+        assert main(["stream", str(paced), "--source", str(long_video), "--jsonl", str(out_json), "--json", "--quiet", *extra]) == 0
+        return json.loads(capsys.readouterr().out), [json.loads(line)["frame"] for line in out_json.read_text().splitlines()]
+
+    summary, frames = stream()
+    assert summary["frame_step"] == 2 and summary["frame_step_auto"] and frames == [16, 18, 20, 22]
+    assert summary["source_fps"] == 10 and summary["model_frame_rate"] == 5
+    assert stream("--frame-step", "2")[1] == frames
+    summary, frames = stream("--frame-step", "1")
+    assert summary["frame_step"] == 1 and not summary["frame_step_auto"] and frames == list(range(8, 24))
+    assert open_backend(paced, "onnxruntime").frame_rate == 5.0  # carried into the exported parts' metadata
+    with pytest.raises(SystemExit) as e:
+        main(["stream", str(paced), "--source", str(long_video), "--frame-step", "fast"])
+    assert e.value.code == 2 and "K must be a whole number >= 1 or auto, got 'fast'" in capsys.readouterr().err
 
 
 def test_cli_frame_step_takes_every_second_frame_and_the_overlay_keeps_them_all(video, edge_ckpt, tmp_path, capsys):

@@ -28,6 +28,9 @@ CLASSES = ["left", "right", "up", "down", "still"]
 WHOLE_CLIP = "whole_clip.qonnx.onnx"  # the quantized model's full part: the collage inside the graph
 
 
+FRAME_RATE = 12.0  # the recipe's record of the training clips' frame rate
+
+
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:
     return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", frames=12)
@@ -59,7 +62,7 @@ def _build(root: Path) -> None:
 
     torch.manual_seed(0)
     qmodel = calibrated_for_board(create_model("vic_edge", img_size=32, num_classes=5).eval(), make_bits(8, act_bits=4))
-    save_quant_checkpoint(root / "q.pt", qmodel, CLASSES)
+    save_quant_checkpoint(root / "q.pt", qmodel, CLASSES, recipe={"data": {"frame_rate": FRAME_RATE}})
     report = build_fpga(root / "q.pt", "pynq-z2", root / "build", log=lambda *_: None)
     assert report["verified"] and (root / "build" / "deploy" / "manifest.json").is_file()
     export_qonnx(qmodel, root / WHOLE_CLIP, part="full", class_names=CLASSES)  # the independent reference
@@ -158,8 +161,12 @@ def test_finn_sim_streams_bit_exact_to_the_whole_clip_and_the_qonnx_model(build,
 def test_finn_sim_backend_reads_the_build(build):
     be = open_backend(build)  # inferred from report.json
     from vidconv_edge.export.onnx import read_metadata
+    from vidconv_edge.stream.backends.bundle import load_manifest
 
     assert be.name == "finn-sim" and be.model_name == "vic_edge"
+    # the rate of the clips the model learnt (its recipe), for stream's pacing: in the build and the deploy bundle
+    assert be.frame_rate == load_manifest(build).frame_rate == FRAME_RATE
+    assert json.loads((build / "deploy" / "manifest.json").read_text())["frame_rate"] == FRAME_RATE
     assert be.class_names == read_metadata(build / "qonnx" / "early.onnx")["class_names"]
     assert be.channels_last and be.input_spec.frames == 9 and be.input_spec.layout == (3, 3)
     early, later = be.bundle.parts["early"], be.bundle.parts["later"]

@@ -135,14 +135,15 @@ def test_one_backend_serves_all_sources(videos, ckpt, monkeypatch):
 
 def test_summary_fields_and_units(videos, ckpt, tmp_path):
     summary = run_streams(videos, ckpt, jsonl=tmp_path / "o.jsonl", progress=False)
-    assert set(summary) == {"backend", "model", "sources", "total", "elapsed_s", "interrupted", "jsonl", "frame_step"}
-    assert summary["frame_step"] == 1
+    assert set(summary) == {"backend", "model", "sources", "total", "elapsed_s", "interrupted", "jsonl"}
     assert summary["jsonl"] == str(tmp_path / "o.jsonl") and summary["interrupted"] is False
     assert run_streams(videos[:1], ckpt, progress=False)["jsonl"] is None
     for s in summary["sources"]:
         assert set(s) == {"source", "frames_in", "frames_dropped", "frames_corrupt", "outputs", "fps", "latency_ms_p50",
-                          "latency_ms_p95", "error", "overlay"}  # fmt: skip
+                          "latency_ms_p95", "error", "overlay", "frame_step", "source_fps", "model_frame_rate",
+                          "frame_step_auto"}  # fmt: skip
         assert s["frames_dropped"] == s["frames_corrupt"] == 0 and s["overlay"] is None
+        assert s["frame_step"] == 1 and s["frame_step_auto"] and s["model_frame_rate"] is None  # no rate recorded
         assert s["fps"] == round(s["fps"], 2) >= s["frames_in"] / summary["elapsed_s"]  # over the source's own span
         # milliseconds: one inference of the small model takes more than 0.05 ms and less than the whole run
         assert 0.05 < s["latency_ms_p50"] <= s["latency_ms_p95"] < 1e3 * summary["elapsed_s"]
@@ -179,8 +180,8 @@ def test_summary_table_shows_every_source_its_error_and_the_failed_total():
     row = {"frames_in": 9, "outputs": 1, "frames_dropped": 4, "fps": 12.345, "latency_ms_p50": 1.5, "latency_ms_p95": 2.25}
     summary = {
         "model": "vic_edge", "backend": "torch", "elapsed_s": 3.21,
-        "sources": [{"source": "cam-a", **row, "error": None},
-                    {"source": "cam-b", **row, "fps": None, "latency_ms_p50": None, "error": "OSError: unplugged"}],
+        "sources": [{"source": "cam-a", **row, "frame_step": 2, "error": None},
+                    {"source": "cam-b", **row, "frame_step": 1, "fps": None, "latency_ms_p50": None, "error": "OSError: unplugged"}],
         "total": {**row, "frames_in": 18, "failed": ["cam-b"]},
     }  # fmt: skip
     console = Console(record=True, width=200)
@@ -189,12 +190,12 @@ def test_summary_table_shows_every_source_its_error_and_the_failed_total():
     assert "stream summary: vic_edge on torch, 3.2 s" in text
     header = next(line for line in text.splitlines() if "source" in line)
     assert [c.strip() for c in header.strip("┃│ ").split("┃") if c.strip()] == [
-        "source", "frames", "outputs", "dropped", "fps", "latency p50 / p95 ms", "error"]  # fmt: skip
+        "source", "frames", "step", "outputs", "dropped", "fps", "latency p50 / p95 ms", "error"]  # fmt: skip
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-            for line in text.splitlines() if line.count("│") == 8}  # fmt: skip
-    assert rows["cam-a"] == ["9", "1", "4", "12.3", "1.50 / 2.25", ""]
-    assert rows["cam-b"] == ["9", "1", "4", "-", "-", "OSError: unplugged"]
-    assert rows["total"] == ["18", "1", "4", "12.3", "1.50 / 2.25", "cam-b"]
+            for line in text.splitlines() if line.count("│") == 9}  # fmt: skip
+    assert rows["cam-a"] == ["9", "2", "1", "4", "12.3", "1.50 / 2.25", ""]
+    assert rows["cam-b"] == ["9", "1", "1", "4", "-", "-", "OSError: unplugged"]
+    assert rows["total"] == ["18", "", "1", "4", "12.3", "1.50 / 2.25", "cam-b"]
     line_a = next(line for line in text.splitlines() if "cam-a" in line)
     assert line_a.split("│")[2].endswith("9 ") and line_a.split("│")[1].startswith(" cam-a")  # numbers right, names left
 

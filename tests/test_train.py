@@ -430,8 +430,12 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def test_cli_train_eval_predict_on_videos(trained_run, synth, capsys, tmp_path):
+    from vidconv_edge.data.decode import video_info
+
     ckpt = load_checkpoint(trained_run / "best.pt")
     assert ckpt["class_names"] == (synth / "classes.txt").read_text().split()
+    first = next(synth.rglob("*.mp4"))  # the frame rate of the training videos, recorded for stream's pacing
+    assert ckpt["recipe"]["data"]["frame_rate"] == video_info(first).fps == json.loads((synth / "synth.json").read_text())["fps"]
     code, out, _ = run(capsys, "eval", trained_run / "best.pt", "--data", synth, "--json", "--out", tmp_path / "ev")
     assert code == 0
     result = json.loads(out)  # exactly one JSON object

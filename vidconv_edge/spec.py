@@ -20,3 +20,9 @@ class InputSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def recipe_frame_rate(recipe: dict | None) -> float | None:
+    """The frame rate of the videos a model was trained on, as its recipe records it (None if unknown)."""
+    rate = ((recipe or {}).get("data") or {}).get("frame_rate")
+    return float(rate) if rate else None

@@ -42,9 +42,10 @@ def register(sub) -> None:
         "exported once into the cache)",
     )
     p.add_argument("--stride", type=int, default=1, help="output every K frames (frames the model takes)")
-    p.add_argument("--frame-step", type=int, default=1,
-                   help="the model takes every K-th frame: match the frame rate it was trained at (the bundled "
-                   "models: 15 fps clips, so 2 for a 30 fps camera); the overlay still shows every frame")  # fmt: skip
+    p.add_argument("--frame-step", type=_frame_step, default=None, metavar="K|auto",
+                   help="the model takes every K-th frame; auto (default): K = the source's frame rate / the rate "
+                   "of the clips the model learnt, rounded (the bundled models: 15 fps, so 2 for a 30 fps camera; "
+                   "1 when a rate is unknown); the overlay still shows every frame")  # fmt: skip
     p.add_argument("--pad", default="none", choices=PAD_POLICIES,
                    help="warm-up policy: none (wait for L frames) or first (repeat frame 0)")  # fmt: skip
     p.add_argument("--jsonl", default=None, help="write one JSON line per output here")
@@ -59,6 +60,15 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object instead of a table")
     p.set_defaults(handler=_run)
+
+
+def _frame_step(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"K must be a whole number >= 1 or auto, got '{text}'") from None
 
 
 def _run(args) -> int:

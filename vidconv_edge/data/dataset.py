@@ -36,6 +36,8 @@ class VideoClipDataset(Dataset):
     counted in ``failures`` (shared by DataLoader workers); if every video fails, a UserError.
     ``resize_at_decode``: frames larger than the transform's short side are decoded straight to it (less to
     convert and crop on large videos; pixels differ slightly from cropping the full-size frames).
+    ``frame_rate``: the rate of the model's training clips; evaluation clips of a video at another rate take
+    strides scaled by its rate / ``frame_rate``, so they span the time the model learnt (vidconv sampling).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class VideoClipDataset(Dataset):
         seed: int = 0,
         num_classes: int | None = None,
         resize_at_decode: bool = False,
+        frame_rate: float | None = None,
     ):
         self.items = [(str(p), tuple(int(c) for c in y) if isinstance(y, (tuple, list)) else int(y)) for p, y in items]
         if num_classes is None and any(isinstance(y, tuple) for _, y in self.items):
@@ -77,6 +80,7 @@ class VideoClipDataset(Dataset):
         )  # fmt: skip
         self.transform = ClipTransform(size, train, opts)
         self.resize_at_decode = resize_at_decode
+        self.frame_rate = frame_rate
         self._failed = torch.zeros(len(self.items), dtype=torch.bool).share_memory_()
 
     def __len__(self) -> int:
@@ -115,7 +119,8 @@ class VideoClipDataset(Dataset):
         """Item ``i`` without skipping: raises VideoReadError if its video cannot be read."""
         rng = rng if rng is not None else self._rng(i)
         path, label = self.path(i), self.items[i][1]
-        idx = self.sampler.sample(video_info(path).num_frames, rng)  # (clips, T)
+        info = video_info(path)
+        idx = self.sampler.sample(info.num_frames, rng, self._pace(path, info.fps))  # (clips, T)
         if self.order == "reverse":
             idx = idx[:, ::-1]
         elif self.order == "shuffle":
@@ -129,6 +134,14 @@ class VideoClipDataset(Dataset):
         if self.views == (1, 1):
             return views[0], self._target(label)
         return torch.cat([v if v.dim() == 5 else v[None] for v in views]), self._target(label)
+
+    def _pace(self, path: str, fps: float) -> float:
+        """Evaluation clips of a video at another frame rate than the training clips' (``frame_rate``) span the
+        same time: strides x fps / frame_rate (frame folders carry no rate: 1)."""
+        if self.train or not self.frame_rate or Path(path).is_dir():
+            return 1.0
+        pace = fps / self.frame_rate
+        return 1.0 if abs(pace - 1.0) < 0.05 else pace  # 29.97 for 30 fps paces as 30
 
     def decode_size(self, path: str) -> tuple[int, int] | None:
         """(width, height) to decode ``path`` at: its frames scaled to the transform's short side when
@@ -156,6 +169,7 @@ class VideoClipDataset(Dataset):
 _OPTION_KEYS = {
     "sampling", "stride_range", "test_stride", "flip", "flip_map", "randaugment", "short_side",
     "scales", "random_crop", "val_views", "val_order", "val_fraction", "seed", "multilabel", "resize_at_decode",
+    "frame_rate",  # the training videos' rate (recorded by training): evaluation paces other rates to it
 }  # fmt: skip
 
 
@@ -198,8 +212,9 @@ def build_datasets(
         randaugment=options.get("randaugment"), random_crop=bool(options.get("random_crop", False)), **common,
     )  # fmt: skip
     val_ds = VideoClipDataset(
-        val_items, train=False, views=tuple(options.get("val_views", (1, 1))), order=options.get("val_order", "normal"), **common
-    )
+        val_items, train=False, views=tuple(options.get("val_views", (1, 1))), order=options.get("val_order", "normal"),
+        frame_rate=options.get("frame_rate"), **common,
+    )  # fmt: skip
     return train_ds, val_ds, names
 
 
@@ -214,7 +229,8 @@ def load_test_clip(path: str | os.PathLike, input_spec: Any, views: tuple[int, i
     if unknown:
         raise UserError(f"unknown data option(s) {unknown}; known: {', '.join(sorted(_OPTION_KEYS))}")
     frames, size = _frames_size(input_spec)
-    keep = {k: options[k] for k in ("sampling", "stride_range", "test_stride", "short_side", "scales") if options.get(k) is not None}
+    keep = {k: options[k] for k in ("sampling", "stride_range", "test_stride", "short_side", "scales", "frame_rate")
+            if options.get(k) is not None}  # fmt: skip
     ds = VideoClipDataset([(str(path), 0)], clip_len=frames, size=size, train=False, views=views, **keep)
     return ds.load(0)[0]
 

@@ -52,6 +52,21 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
     return _video_info_cached(str(path), st.st_size, st.st_mtime_ns)
 
 
+def typical_frame_rate(paths: Sequence[str | os.PathLike], samples: int = 16) -> float | None:
+    """The median frame rate of up to ``samples`` videos spread over ``paths`` (frame folders and files that
+    cannot be read carry no rate); None if none has one."""
+    picked = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, min(samples, len(paths)))] if paths else []
+    rates = []
+    for path in picked:
+        if Path(path).is_dir():
+            continue
+        try:
+            rates.append(video_info(path).fps)
+        except VideoReadError:
+            continue
+    return float(np.median(rates)) if rates else None
+
+
 def read_frames(
     path: str | os.PathLike, indices: Sequence[int] | np.ndarray, size: tuple[int, int] | None = None, seek: bool = True
 ) -> np.ndarray:

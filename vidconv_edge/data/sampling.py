@@ -81,7 +81,8 @@ class FrameSampler:
         if self.clip_len < 1 or self.num_clips < 1:
             raise UserError(f"clip length and clip count must be >= 1, got {self.clip_len}, {self.num_clips}")
 
-    def sample(self, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+    def sample(self, num_frames: int, rng: np.random.Generator, pace: float = 1.0) -> np.ndarray:
+        """``pace``: evaluation strides are multiplied by it (a video at twice the training clips' frame rate: 2)."""
         if num_frames < 1:
             raise ValueError("a video needs at least one frame")
         if self.method == "tsn":
@@ -91,4 +92,4 @@ class FrameSampler:
         if self.train:
             return vidconv_train(num_frames, self.clip_len, self.stride_range, rng)
         stride = self.test_stride if self.test_stride is not None else sum(self.stride_range) / 2
-        return vidconv_test(num_frames, self.clip_len, stride, self.num_clips)
+        return vidconv_test(num_frames, self.clip_len, stride * pace, self.num_clips)

@@ -21,6 +21,7 @@ Layout::
       "format": "vidconv-edge-deploy", "version": 1, "written_by": "vidconv-edge 0.x",
       "model": "vic_edge", "class_names": ["...", ...], "bits": "W8A4",
       "frames": 9, "size": 96, "layout": [3, 3],           # clip length L, frame side, collage grid (h, w)
+      "frame_rate": 15.0,                                  # of the clips the model learnt (null: unknown)
       "input_spec": {"frames": 9, "size": 96, "layout": [3, 3], "color": "RGB", "dtype": "uint8",
                      "normalization": "...folded into the early-net: feed raw pixels 0..255",
                      "float_mean": [...], "float_std": [...]},   # what the float model was trained with
@@ -145,7 +146,7 @@ def manifest_for(report: dict, src, out_dir: Path) -> tuple[dict, dict[str, Path
     manifest: dict = {
         "format": FORMAT, "version": VERSION, "written_by": f"vidconv-edge {__version__}",
         "model": src.model, "class_names": list(src.class_names), "bits": src.bits,
-        "frames": src.frames, "size": src.img_size, "layout": list(src.layout),
+        "frames": src.frames, "size": src.img_size, "layout": list(src.layout), "frame_rate": src.frame_rate,
         "input_spec": {
             "frames": src.frames, "size": src.img_size, "layout": list(src.layout), "color": "RGB", "dtype": "uint8",
             "normalization": "folded into the first layer: feed raw pixels 0..255",

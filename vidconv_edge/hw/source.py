@@ -16,6 +16,7 @@ import torch
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.hw.deploy import CLIP
+from vidconv_edge.spec import recipe_frame_rate
 
 PARTS = ("early", "later")
 
@@ -64,6 +65,7 @@ class BuildSource:
     float_spec: dict = field(default_factory=dict)  # the float model's input spec (mean / std it was trained with)
     part_formats: dict[str, dict] = field(default_factory=dict)  # part -> input/output integer format (metadata)
     quantization: dict | None = None  # float vs quantized val top-1 when the build quantized the model
+    frame_rate: float | None = None  # of the clips the model learnt (its recipe's record), for the deploy manifest
 
 
 def parts_of(part: str) -> tuple[str, ...]:
@@ -223,7 +225,7 @@ def prepare_source(
     build = BuildSource(
         qmodel.name, qmodel.bits.label(), origin, layout=tuple(qmodel.layout), img_size=spec.size, frames=spec.frames,
         class_names=names, float_spec=qmodel.float_input_spec.to_dict(), quantization=quantization,
-        part_formats={p: _formats(read_qonnx_metadata(files[p])) for p in PARTS},
+        part_formats={p: _formats(read_qonnx_metadata(files[p])) for p in PARTS}, frame_rate=recipe_frame_rate(recipe),
     )  # fmt: skip
     frames_needed = samples + spec.frames - 1
     frames = video_frames(video, spec.size, frames_needed)
@@ -264,7 +266,7 @@ def _clip_source(qmodel, path: Path, origin: str, names: list[str], quantization
     build = BuildSource(
         qmodel.name, qmodel.bits.label(), origin, layout=(1, 1), img_size=spec.size, frames=spec.frames,
         class_names=names, float_spec=qmodel.float_input_spec.to_dict(), quantization=quantization,
-        part_formats={CLIP: _formats(read_qonnx_metadata(path))},
+        part_formats={CLIP: _formats(read_qonnx_metadata(path))}, frame_rate=recipe_frame_rate(recipe),
     )  # fmt: skip
     frames = video_frames(video, spec.size, samples * spec.frames)
     clips = torch.from_numpy(frames).float().reshape(samples, spec.frames, 3, spec.size, spec.size)
@@ -318,6 +320,7 @@ def _from_qonnx(path: Path, wanted, samples: int, video, read_meta) -> BuildSour
         meta.get("model", "?"), bits, f"QONNX file {path.name}", layout=tuple(spec.get("layout") or (3, 3)),
         img_size=size, frames=int(spec["frames"]), class_names=list(meta.get("class_names", [])),
         float_spec=q.get("float_input_spec", {}), part_formats={part: _formats(meta)},
+        frame_rate=recipe_frame_rate(meta.get("recipe")),
     )  # fmt: skip
     scale, _ = _output_format(path)
     if part == "early":

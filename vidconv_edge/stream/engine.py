@@ -33,6 +33,14 @@ class Prediction:
         }
 
 
+def paced_frame_step(source_fps: float | None, model_rate: float | None) -> int:
+    """K of ``--frame-step auto``: taking every K-th frame of a source at ``source_fps`` comes nearest to the frame
+    rate of the clips the model learnt, K = round(source_fps / model_rate) >= 1; 1 when a rate is unknown."""
+    if not source_fps or not model_rate:
+        return 1
+    return max(1, int(source_fps / model_rate + 0.5))
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max())
     return e / e.sum()

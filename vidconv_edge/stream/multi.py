@@ -20,7 +20,8 @@ import numpy as np
 from vidconv_edge.errors import UserError
 from vidconv_edge.progress import bar
 from vidconv_edge.stream.backends import Backend, open_backend
-from vidconv_edge.stream.engine import Prediction, StreamEngine
+from vidconv_edge.stream.engine import Prediction, StreamEngine, paced_frame_step
+from vidconv_edge.stream.run import pacing
 from vidconv_edge.stream.outputs import JsonlWriter, OverlayWriter, overlay_text
 from vidconv_edge.stream.preprocess import Preprocessor
 from vidconv_edge.stream.sources import FrameReader, open_source
@@ -66,13 +67,13 @@ def run_streams(
     progress: bool = True,
     on_prediction: Callable[[str, Prediction], None] | None = None,
     names: Sequence[str] | None = None,
-    frame_step: int = 1,
+    frame_step: int | None = None,
 ) -> dict:
     """Stream every source of ``sources`` through one backend; returns the summary (per source and in total).
 
     JSONL lines carry ``"source"``: ``names`` (the sources as the user gave them; default ``str(source)``);
     ``overlay`` F.mp4 writes one overlay per source (:func:`overlay_paths`); ``frame_step``: each source's
-    model takes every K-th frame of it.
+    model takes every K-th frame of it (None: K from that source's frame rate, :func:`paced_frame_step`).
     """
     if len(sources) < 1:
         raise UserError("no source to stream")
@@ -82,9 +83,12 @@ def run_streams(
     be = model if isinstance(model, Backend) else open_backend(model, backend)
     opened = [open_source(s) for s in sources]  # an unreachable source is a UserError before anything starts
     overlays = overlay_paths(overlay, len(sources)) if overlay else [None] * len(sources)
+    def engine(fps: float | None) -> StreamEngine:
+        step = frame_step if frame_step is not None else paced_frame_step(fps, be.frame_rate)
+        return StreamEngine(be, stride=stride, pad=pad, topk=topk, recompute=recompute, frame_step=step)
+
     lanes = [
-        _Lane(name, FrameReader(src, Preprocessor(be.input_spec)),
-              StreamEngine(be, stride=stride, pad=pad, topk=topk, recompute=recompute, frame_step=frame_step),
+        _Lane(name, FrameReader(src, Preprocessor(be.input_spec)), engine(src.fps),
               OverlayWriter(path, src.fps) if path else None)  # fmt: skip
         for name, src, path in zip(names, opened, overlays)
     ]
@@ -127,7 +131,7 @@ def run_streams(
                 lane.overlay.close(ok)
         if json_out is not None:
             json_out.close(ok)
-    return _summary(be, lanes, time.perf_counter() - t_start, interrupted, jsonl)
+    return _summary(be, lanes, time.perf_counter() - t_start, interrupted, jsonl, frame_step is None)
 
 
 def _serve(lane: _Lane, frame, x: np.ndarray, json_out: JsonlWriter | None, on_prediction) -> None:
@@ -148,7 +152,7 @@ def _serve(lane: _Lane, frame, x: np.ndarray, json_out: JsonlWriter | None, on_p
     lane.last_t = time.perf_counter()
 
 
-def _summary(be: Backend, lanes: list[_Lane], elapsed: float, interrupted: bool, jsonl) -> dict:
+def _summary(be: Backend, lanes: list[_Lane], elapsed: float, interrupted: bool, jsonl, frame_auto: bool) -> dict:
     per_source = []
     for lane in lanes:
         p50, p95 = lane.latency_ms.percentiles()
@@ -159,6 +163,7 @@ def _summary(be: Backend, lanes: list[_Lane], elapsed: float, interrupted: bool,
             "fps": round(lane.frames_in / span, 2) if span > 0 else None,
             "latency_ms_p50": p50, "latency_ms_p95": p95, "error": lane.error,
             "overlay": str(lane.overlay.path) if lane.overlay is not None and lane.overlay.frames else None,
+            "frame_step": lane.engine.frame_step, **pacing(lane.reader.source.fps, be.frame_rate, frame_auto),
         })  # fmt: skip
     p50, p95 = merged([lane.latency_ms for lane in lanes]).percentiles()
     frames = sum(lane.frames_in for lane in lanes)
@@ -175,7 +180,6 @@ def _summary(be: Backend, lanes: list[_Lane], elapsed: float, interrupted: bool,
                   "failed": [lane.name for lane in lanes if lane.error],
                   "host_ms_per_frame": host_cost_per_frame(host, frames)},
         "elapsed_s": round(elapsed, 3), "interrupted": interrupted, "jsonl": str(Path(jsonl)) if jsonl else None,
-        "frame_step": lanes[0].engine.frame_step,
     }  # fmt: skip
 
 
@@ -189,18 +193,18 @@ def print_multi_summary(summary: dict, console=None) -> None:
 
     console = console or Console()
     table = Table(title=f"stream summary: {summary['model']} on {summary['backend']}, {summary['elapsed_s']:.1f} s")
-    for col in ("source", "frames", "outputs", "dropped", "fps", "latency p50 / p95 ms", "error"):
+    for col in ("source", "frames", "step", "outputs", "dropped", "fps", "latency p50 / p95 ms", "error"):
         table.add_column(col, overflow="fold", justify="left" if col in ("source", "error") else "right")
 
     def ms(a, b) -> str:
         return "-" if a is None else f"{a:.2f} / {b:.2f}"
 
     for s in summary["sources"]:
-        table.add_row(s["source"], str(s["frames_in"]), str(s["outputs"]), str(s["frames_dropped"]),
+        table.add_row(s["source"], str(s["frames_in"]), str(s["frame_step"]), str(s["outputs"]), str(s["frames_dropped"]),
                       "-" if s["fps"] is None else f"{s['fps']:.1f}", ms(s["latency_ms_p50"], s["latency_ms_p95"]),
                       s["error"] or "")  # fmt: skip
     t = summary["total"]
-    table.add_row("total", str(t["frames_in"]), str(t["outputs"]), str(t["frames_dropped"]),
+    table.add_row("total", str(t["frames_in"]), "", str(t["outputs"]), str(t["frames_dropped"]),
                   "-" if t["fps"] is None else f"{t['fps']:.1f}", ms(t["latency_ms_p50"], t["latency_ms_p95"]),
                   ", ".join(t["failed"]))  # fmt: skip
     print_table(table, console)

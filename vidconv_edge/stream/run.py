@@ -10,7 +10,7 @@ from typing import Callable
 
 from vidconv_edge.progress import bar
 from vidconv_edge.stream.backends import Backend, open_backend
-from vidconv_edge.stream.engine import Prediction, StreamEngine
+from vidconv_edge.stream.engine import Prediction, StreamEngine, paced_frame_step
 from vidconv_edge.stream.outputs import JsonlWriter, LiveWindow, OverlayWriter, overlay_text
 from vidconv_edge.stream.preprocess import Preprocessor
 from vidconv_edge.stream.sources import FrameReader, Source, open_source
@@ -45,7 +45,7 @@ def run_stream(
     recompute: bool = False,
     progress: bool = True,
     on_prediction: Callable[[Prediction], None] | None = None,
-    frame_step: int = 1,
+    frame_step: int | None = None,
 ) -> dict:
     """Stream ``source`` through ``model`` and return the summary dict.
 
@@ -53,12 +53,18 @@ def run_stream(
     :class:`Backend`, or None for the bundled default checkpoint. ``backend`` is inferred from
     ``model`` when None. Ctrl-C (KeyboardInterrupt) stops cleanly: the JSONL and MP4 written so
     far are finalised and the summary has ``interrupted: True``. ``frame_step``: the model takes every K-th
-    frame (:class:`StreamEngine`); the overlay still shows every frame.
+    frame (:class:`StreamEngine`); the overlay still shows every frame. None: K from the source's frame rate and
+    the rate of the clips the model learnt (:func:`paced_frame_step`).
     """
     be = model if isinstance(model, Backend) else open_backend(model, backend)
-    engine = StreamEngine(be, stride=stride, pad=pad, topk=topk, recompute=recompute, frame_step=frame_step)
-    window = LiveWindow() if show else None
     src = open_source(source)
+    try:
+        step = frame_step if frame_step is not None else paced_frame_step(src.fps, be.frame_rate)
+        engine = StreamEngine(be, stride=stride, pad=pad, topk=topk, recompute=recompute, frame_step=step)
+    except BaseException:
+        src.close()
+        raise
+    window = LiveWindow() if show else None
     reader = FrameReader(src, Preprocessor(be.input_spec)).start()
     json_out: JsonlWriter | None = None
     video_out: OverlayWriter | None = None
@@ -110,6 +116,7 @@ def run_stream(
         "frames_dropped": reader.dropped,
         "frames_corrupt": src.corrupt,
         "host_ms_per_frame": host_cost(reader, be, frames_in),
+        **pacing(src.fps, be.frame_rate, frame_step is None),
     }
     elapsed = time.perf_counter() - t_start
     summary.update(_engine_stats(engine, frames_in, elapsed))
@@ -120,6 +127,12 @@ def run_stream(
         overlay=str(Path(overlay)) if video_out is not None and video_out.frames else None,
     )
     return summary
+
+
+def pacing(source_fps: float | None, model_rate: float | None, auto: bool) -> dict:
+    """The summary's record of how the frame step was chosen (``auto``: from the two rates)."""
+    return {"source_fps": round(source_fps, 3) if source_fps else None, "model_frame_rate": model_rate,
+            "frame_step_auto": auto}  # fmt: skip
 
 
 def host_cost(reader: FrameReader, be: Backend, frames: int) -> dict:

@@ -40,6 +40,7 @@ class DataConfig:
     resize_at_decode: bool = False  # decode large frames straight to short_side (faster; slightly other pixels)
     random_crop: bool = False
     randaugment: tuple[int, float] | None = None  # (num_ops, magnitude), e.g. [2, 9]; null: off
+    frame_rate: float | None = None  # of the training videos (recorded by training): eval and stream pace other rates to it
 
 
 @dataclass

@@ -86,6 +86,7 @@ def eval_dataset(
         views=views or tuple(data.val_views),
         short_side=data.short_side,
         resize_at_decode=data.resize_at_decode,
+        frame_rate=data.frame_rate,
         seed=recipe.train.seed,
         num_classes=len(class_names) if multilabel else None,
     )

@@ -142,6 +142,11 @@ class Trainer:
                 raise UserError("no data: give a data folder")
             datasets = build_data(recipe, data_dir, spec, train_list, val_list, self.seed)
         self.train_ds, self.val_ds, self.class_names = datasets
+        if recipe.data.frame_rate is None and hasattr(self.train_ds, "items"):  # recorded for stream's pacing
+            from vidconv_edge.data.decode import typical_frame_rate
+
+            rate = typical_frame_rate([path for path, _ in self.train_ds.items])
+            self.recipe = recipe = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, frame_rate=rate))
         if len(self.train_ds) == 0 or len(self.val_ds) == 0:
             raise UserError(f"empty split: {len(self.train_ds)} training and {len(self.val_ds)} validation videos")
         seed_everything(self.seed)

@@ -27,6 +27,7 @@ class Backend(Protocol):
     model_name: str
     input_spec: InputSpec
     class_names: list[str]
+    frame_rate: float | None  # of the clips the model learnt (its recipe's record); None if unknown
     channels_last: bool
     whole_clip: bool
 

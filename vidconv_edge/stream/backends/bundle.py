@@ -26,7 +26,7 @@ from pathlib import Path
 from vidconv_edge.errors import UserError
 from vidconv_edge.hw.deploy import CLIP, part_label
 from vidconv_edge.hw.partio import StreamFormat, read_report
-from vidconv_edge.spec import InputSpec
+from vidconv_edge.spec import InputSpec, recipe_frame_rate
 from vidconv_edge.stream.backends.packing import parse_datatype
 
 log = logging.getLogger("vidconv_edge.stream")
@@ -87,6 +87,7 @@ class FpgaBundle:
     layout: tuple[int, int]
     parts: dict[str, PartSpec] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # deploy bundle: files not built yet, and why
+    frame_rate: float | None = None  # of the clips the model learnt (stream paces faster sources to it)
 
     @property
     def input_spec(self) -> InputSpec:
@@ -133,7 +134,8 @@ def load_manifest(path: str | os.PathLike) -> FpgaBundle:
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{p} is not a complete deploy manifest (missing or bad {e})") from e
     classes = [str(c) for c in m.get("class_names") or []]
-    return FpgaBundle(p.parent, str(m.get("model", "?")), classes, frames, size, layout, parts, missing)  # type: ignore[arg-type]
+    rate = float(m["frame_rate"]) if m.get("frame_rate") else None
+    return FpgaBundle(p.parent, str(m.get("model", "?")), classes, frames, size, layout, parts, missing, rate)  # type: ignore[arg-type]
 
 
 def _graph_streams(graph: Path, folded_from: Path) -> tuple[StreamIO, StreamIO]:
@@ -192,4 +194,5 @@ def load_build(path: str | os.PathLike) -> FpgaBundle:
     return FpgaBundle(
         folder, str(report.model or meta["model"]), [str(c) for c in meta["class_names"]],
         int(spec["frames"]), int(spec["size"]), tuple(spec.get("layout") or (1, 1)), parts,
+        frame_rate=recipe_frame_rate(meta.get("recipe")),
     )  # fmt: skip

@@ -90,6 +90,7 @@ class IntegerBackend:
         self.model_name = bundle.model_name
         self.input_spec = bundle.input_spec
         self.class_names = class_names(bundle, bundle.parts["later"])
+        self.frame_rate = bundle.frame_rate
         self._early, self._later = early, later
         self._early_io, self._later_io = bundle.parts["early"], bundle.parts["later"]
         self._map_dtype = container_dtype(self._early_io.output.datatype)
@@ -134,6 +135,7 @@ class ClipBackend:
         self.input_spec = bundle.input_spec
         self._io = bundle.parts[CLIP]
         self.class_names = class_names(bundle, self._io)
+        self.frame_rate = bundle.frame_rate
         self._clip, self._pitch = clip, int(self._io.input.shape[1]) // bundle.frames
         self._scale = np.float32(self._io.output.scale)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from vidconv_edge.errors import UserError
 from vidconv_edge.models.base import InputSpec
+from vidconv_edge.spec import recipe_frame_rate
 
 PART_FILES = {"early": "early.onnx", "later": "later.onnx", "full": "full.onnx"}
 
@@ -69,6 +70,7 @@ class OnnxBackend:
         )
         self.model_name = meta["model"]
         self.class_names = list(meta["class_names"])
+        self.frame_rate = recipe_frame_rate(meta.get("recipe"))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         self._sessions = {

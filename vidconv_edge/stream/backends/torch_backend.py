@@ -23,7 +23,7 @@ class TorchBackend:
     channels_last = True
     whole_clip = False
 
-    def __init__(self, model: VideoClassifier, class_names: list[str] | None = None):
+    def __init__(self, model: VideoClassifier, class_names: list[str] | None = None, frame_rate: float | None = None):
         self.whole_clip = not getattr(model, "supports_streaming", False)
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.model_name = model.name
@@ -31,6 +31,7 @@ class TorchBackend:
         layout = tuple(spec.layout) if spec.layout is not None else None
         self.input_spec = InputSpec(spec.frames, spec.size, tuple(spec.mean), tuple(spec.std), layout)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(model.num_classes)]
+        self.frame_rate = frame_rate
         from vidconv_edge.quant.model import is_quant_model
 
         # Brevitas models run eagerly (their quantizers do not trace); float models are frozen TorchScript
@@ -40,8 +41,10 @@ class TorchBackend:
     def from_checkpoint(cls, path: str | os.PathLike) -> "TorchBackend":
         from vidconv_edge.quant.model import any_model_from_checkpoint
 
+        from vidconv_edge.spec import recipe_frame_rate
+
         model, ckpt = any_model_from_checkpoint(path)  # float or quantized
-        return cls(model, ckpt.get("class_names"))
+        return cls(model, ckpt.get("class_names"), recipe_frame_rate(ckpt.get("recipe")))
 
     @torch.inference_mode()
     def early(self, frames: np.ndarray) -> np.ndarray:
