@@ -555,7 +555,7 @@ def test_default_checkpoint_missing_is_a_user_error(monkeypatch, tmp_path):
 BUNDLED_FIGURES = {
     "vic_edge": {"val": (828, 840), "test": (383, 420), "params": 272_423, "minutes": 94.2, "best_epoch": 9},
     "sevnet_edge": {"val": (415, 420), "test": (394, 420), "params": 195_255, "minutes": 21.9, "best_epoch": 14},
-    "vic_edge_w8a4": {"val": (825, 840), "test": (377, 420)},
+    "vic_edge_w8a4": {"val": (823, 840), "test": (381, 420)},
     "sevnet_edge_w8a4": {"val": (832, 840), "test": (390, 420)},
 }
 
@@ -648,8 +648,8 @@ def test_bundled_w8a4_forms_keep_the_float_accuracy_on_held_out_footage(name, he
     model, ckpt = model_from_checkpoint(float_path)
     base = frame_order_results(model, ckpt, heldout_clips, heldout_clips / "test.txt", 0, ("normal",))["normal"]
     got = frame_order_results(qmodel, qckpt, heldout_clips, heldout_clips / "test.txt", 0, ("normal",))["normal"]
-    # README, 420 held-out clips: vic_edge 91.2% -> 89.8% (-1.4), sevnet_edge 93.8% -> 92.9% (-1.0); one clip of slack
-    allowed = {"vic_edge": 0.015, "sevnet_edge": 0.01}[name] + 1 / 70
+    # README, 420 held-out clips: vic_edge 91.2% -> 90.7% (-0.5), sevnet_edge 93.8% -> 92.9% (-1.0); one clip of slack
+    allowed = {"vic_edge": 0.005, "sevnet_edge": 0.01}[name] + 1 / 70
     assert got["num_samples"] == 70 and got["top1"] >= base["top1"] - allowed, (got, base)
 
 
