@@ -990,8 +990,11 @@ def test_default_build_of_the_bundled_model_meets_the_acceptance(tmp_path):
     from vidconv_edge.checkpoint import load_checkpoint
 
     _, meta = load_eval_model(tmp_path / "b", "finn-sim")  # evaluating the build samples clips as the checkpoint
+    from vidconv_edge.train.config import recipe_from_dict
+
     recipe = json.loads(json.dumps(load_checkpoint(default_checkpoint())["recipe"]))  # as the ONNX metadata holds it
-    assert meta["recipe"]["data"] == recipe["data"] and meta["recipe"]["data"]["test_stride"] == 2
+    assert recipe_from_dict(meta["recipe"]).data == recipe_from_dict(recipe).data  # the same, defaults filled in
+    assert meta["recipe"]["data"]["test_stride"] == 2 and meta["recipe"]["data"]["frame_rate"] == 15
     assert all(u <= 0.80 for u in report["utilization"].values()), report["utilization"]
     assert report["estimated_fps"] >= 30
     # README "Both families on the boards", vic_edge pynq-z2 row: FINN's estimates, exactly

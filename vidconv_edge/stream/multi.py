@@ -200,7 +200,7 @@ def print_multi_summary(summary: dict, console=None) -> None:
         return "-" if a is None else f"{a:.2f} / {b:.2f}"
 
     for s in summary["sources"]:
-        table.add_row(s["source"], str(s["frames_in"]), str(s["frame_step"]), str(s["outputs"]), str(s["frames_dropped"]),
+        table.add_row(s["source"], str(s["frames_in"]), str(s.get("frame_step", "-")), str(s["outputs"]), str(s["frames_dropped"]),
                       "-" if s["fps"] is None else f"{s['fps']:.1f}", ms(s["latency_ms_p50"], s["latency_ms_p95"]),
                       s["error"] or "")  # fmt: skip
     t = summary["total"]
