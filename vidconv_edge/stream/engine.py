@@ -41,6 +41,12 @@ def paced_frame_step(source_fps: float | None, model_rate: float | None) -> int:
     return max(1, int(source_fps / model_rate + 0.5))
 
 
+def pacing(source_fps: float | None, model_rate: float | None, auto: bool) -> dict:
+    """The summary's record of how the frame step was chosen (``auto``: from the two rates)."""
+    return {"source_fps": round(source_fps, 3) if source_fps else None, "model_frame_rate": model_rate,
+            "frame_step_auto": auto}  # fmt: skip
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max())
     return e / e.sum()

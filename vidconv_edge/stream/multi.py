@@ -20,8 +20,7 @@ import numpy as np
 from vidconv_edge.errors import UserError
 from vidconv_edge.progress import bar
 from vidconv_edge.stream.backends import Backend, open_backend
-from vidconv_edge.stream.engine import Prediction, StreamEngine, paced_frame_step
-from vidconv_edge.stream.run import pacing
+from vidconv_edge.stream.engine import Prediction, StreamEngine, paced_frame_step, pacing
 from vidconv_edge.stream.outputs import JsonlWriter, OverlayWriter, overlay_text
 from vidconv_edge.stream.preprocess import Preprocessor
 from vidconv_edge.stream.sources import FrameReader, open_source

@@ -10,7 +10,7 @@ from typing import Callable
 
 from vidconv_edge.progress import bar
 from vidconv_edge.stream.backends import Backend, open_backend
-from vidconv_edge.stream.engine import Prediction, StreamEngine, paced_frame_step
+from vidconv_edge.stream.engine import Prediction, StreamEngine, paced_frame_step, pacing
 from vidconv_edge.stream.outputs import JsonlWriter, LiveWindow, OverlayWriter, overlay_text
 from vidconv_edge.stream.preprocess import Preprocessor
 from vidconv_edge.stream.sources import FrameReader, Source, open_source
@@ -127,12 +127,6 @@ def run_stream(
         overlay=str(Path(overlay)) if video_out is not None and video_out.frames else None,
     )
     return summary
-
-
-def pacing(source_fps: float | None, model_rate: float | None, auto: bool) -> dict:
-    """The summary's record of how the frame step was chosen (``auto``: from the two rates)."""
-    return {"source_fps": round(source_fps, 3) if source_fps else None, "model_frame_rate": model_rate,
-            "frame_step_auto": auto}  # fmt: skip
 
 
 def host_cost(reader: FrameReader, be: Backend, frames: int) -> dict:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from vidconv_edge.models.base import InputSpec, VideoClassifier
+from vidconv_edge.spec import recipe_frame_rate
 
 
 class TorchBackend:
@@ -40,8 +41,6 @@ class TorchBackend:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike) -> "TorchBackend":
         from vidconv_edge.quant.model import any_model_from_checkpoint
-
-        from vidconv_edge.spec import recipe_frame_rate
 
         model, ckpt = any_model_from_checkpoint(path)  # float or quantized
         return cls(model, ckpt.get("class_names"), recipe_frame_rate(ckpt.get("recipe")))
